@@ -1,0 +1,1 @@
+"""Plumbing both services share: structured logs, request ids, metrics. No business rules here."""

@@ -1,0 +1,1 @@
+"""The session-manager: one WhatsApp session per instance_id, behind a pluggable engine."""

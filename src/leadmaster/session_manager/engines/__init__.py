@@ -1,0 +1,1 @@
+"""Engines: the adapters behind the port in `base.py`."""

@@ -1,0 +1,110 @@
+"""The engine port: the only thing the session-manager knows about talking to WhatsApp.
+
+An engine owns the WhatsApp side of every session (sockets, protocol, credentials) and nothing else.
+Everything the two engines must agree on lives above this port, once, in `service.SessionService`:
+the state bookkeeping of CONTRACT §2.2, one send at a time per instance, idempotency keys, QR rendering,
+persistence of which instances are paired, and HTTP. An engine therefore implements only narrow hooks.
+
+Contract for implementations
+----------------------------
+* Every method is a coroutine called on the service's event loop, and must return promptly:
+  `connect` starts dialing and returns at once (it never waits for the phone); `stop` finishes within a
+  few seconds whatever the library is doing. Blocking work goes to threads or a worker process.
+* An engine reports what happens to a session only through the `EngineSink` given to `start`, and only
+  from the event loop thread (use `loop.call_soon_threadsafe` from other threads):
+    - `status_changed(id, status, reason)` for every transition of CONTRACT §2.2 the engine observes:
+      QR_REQUIRED (with a live QR), AUTHENTICATED (paired, not yet usable), READY, DISCONNECTED (network
+      drop, engine reconnecting by itself; reason CONNECTION_LOST), ERROR with a `Reason` (QR_TIMEOUT,
+      LOGGED_OUT, TEMPORARY_BAN, STREAM_REPLACED, CONNECT_FAILED, ENGINE_CRASHED).
+      The service itself sets INIT when it calls `connect`, and DISCONNECTED after `disconnect`/`logout`.
+    - `qr_changed(id, payload, expires_at)` each time a QR code rotates; `payload=None` when no QR is live.
+    - `paired(id, account)` once credentials are stored (after a scan, pairing code, or a resumed login);
+      `unpaired(id)` when credentials are gone (unlinked from the phone).
+* After `disconnect`, `logout` or `stop` return, the engine emits nothing more for that instance until
+  the next `connect`.
+* Failures of a send raise `SendFailed` (WhatsApp rejected or failed it) or `EngineNotReady` (the session
+  is not usable right now); anything else is reported by the service as INTERNAL_ERROR.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar, Protocol
+
+from leadmaster.contract.status import SessionStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    jid: str
+    phone: str
+    push_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    message_id: str
+    timestamp: datetime
+
+
+class EngineError(Exception):
+    """Base of what an engine may raise on purpose."""
+
+
+class SendFailed(EngineError):
+    """WhatsApp rejected or failed the send (CONTRACT §2.5 SEND_FAILED)."""
+
+
+class EngineNotReady(EngineError):
+    """The session cannot do this right now (not connected, no QR to pair with, ...)."""
+
+
+class EngineSink(Protocol):
+    def status_changed(self, instance_id: str, status: SessionStatus, reason: str | None = None) -> None: ...
+
+    def qr_changed(self, instance_id: str, payload: str | None, expires_at: datetime | None) -> None: ...
+
+    def paired(self, instance_id: str, account: Account) -> None: ...
+
+    def unpaired(self, instance_id: str) -> None: ...
+
+
+class Engine(abc.ABC):
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    async def start(self, sink: EngineSink) -> None:
+        """Prepare the engine (threads, worker process); called once before any other method."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Close every session, keeping credentials; bounded in time."""
+
+    @abc.abstractmethod
+    async def connect(self, instance_id: str) -> None:
+        """Start dialing: resume with stored credentials, or begin the QR flow. Returns at once."""
+
+    @abc.abstractmethod
+    async def disconnect(self, instance_id: str) -> None:
+        """Close the session and stop reconnecting; credentials are kept."""
+
+    @abc.abstractmethod
+    async def logout(self, instance_id: str) -> None:
+        """Unlink the device from the phone (best effort when offline) and delete its credentials."""
+
+    @abc.abstractmethod
+    async def pair_code(self, instance_id: str, phone: str) -> str:
+        """Ask for an 8-character pairing code for `phone` (digits); only while a QR is live."""
+
+    @abc.abstractmethod
+    async def send_text(self, instance_id: str, jid: str, text: str) -> SentMessage:
+        """Send a plain text message to a user JID; the session is READY when this is called."""
+
+    @abc.abstractmethod
+    async def account(self, instance_id: str) -> Account | None:
+        """The linked account of a READY session, or None when unknown."""
+
+    async def forget(self, instance_id: str) -> None:
+        """Drop every local trace of an instance (after logout). Default: nothing more to drop."""
