@@ -1,0 +1,161 @@
+"""Every error the hub answers with, as one hierarchy; one handler renders any of them as JSON.
+
+    HubError                          500 INTERNAL_ERROR
+    ├── ValidationFailed              400 VALIDATION_ERROR     (the hub's own checks, before any call)
+    ├── Unauthorized                  401 UNAUTHORIZED
+    │   └── InvalidCredentials        401 INVALID_CREDENTIALS
+    ├── Forbidden                     403 FORBIDDEN
+    ├── NotFound                      404 NOT_FOUND
+    ├── Conflict                      409 CONFLICT
+    ├── NotSupported                  501 NOT_SUPPORTED        (not in SESSION_MANAGER_API=single-admin)
+    └── UpstreamError                 502 (abstract: the session-manager call failed; CONTRACT §3.4)
+        ├── UpstreamValidationError   400 VALIDATION_ERROR     (upstream 400; upstream_code kept)
+        ├── ServiceUnavailable        503 SERVICE_UNAVAILABLE  (upstream 409/503; Retry-After and status kept)
+        ├── WhatsAppError             502 WHATSAPP_ERROR       (upstream 500 or any other 5xx)
+        ├── SessionManagerAuthFailed  502 SESSION_MANAGER_AUTH_FAILED  (upstream 401/403)
+        ├── SessionManagerBadResponse 502 SESSION_MANAGER_BAD_RESPONSE (other status, or unexpected body)
+        ├── SessionManagerTimeout     504 SESSION_MANAGER_TIMEOUT      (connect or read timeout)
+        └── SessionManagerUnreachable 503 SESSION_MANAGER_UNREACHABLE  (refused, DNS, reset before a response)
+"""
+
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from leadmaster.common.asgi import json_response
+from leadmaster.common.logs import request_id_var
+from leadmaster.contract.errors import error_body
+
+
+class HubError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self, request_id: str | None) -> dict[str, Any]:
+        return error_body(self.code, self.message, **self.extra, request_id=request_id)
+
+
+class ValidationFailed(HubError):
+    status, code = 400, "VALIDATION_ERROR"
+
+
+class Unauthorized(HubError):
+    status, code = 401, "UNAUTHORIZED"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"}, **extra)
+
+
+class InvalidCredentials(Unauthorized):
+    code = "INVALID_CREDENTIALS"
+
+
+class Forbidden(HubError):
+    status, code = 403, "FORBIDDEN"
+
+
+class NotFound(HubError):
+    status, code = 404, "NOT_FOUND"
+
+
+class Conflict(HubError):
+    status, code = 409, "CONFLICT"
+
+
+class NotSupported(HubError):
+    status, code = 501, "NOT_SUPPORTED"
+
+
+class UpstreamError(HubError):
+    """A session-manager call failed; `upstream_status` is always in the body (null when no answer)."""
+
+    status, code = 502, "SESSION_MANAGER_BAD_RESPONSE"
+
+    def __init__(self, message: str, *, upstream_status: int | None, **extra: Any) -> None:
+        super().__init__(message, upstream_status=upstream_status, **extra)
+        self.upstream_status = upstream_status
+
+
+class UpstreamValidationError(UpstreamError):
+    status, code = 400, "VALIDATION_ERROR"
+
+
+class ServiceUnavailable(UpstreamError):
+    status, code = 503, "SERVICE_UNAVAILABLE"
+
+
+class WhatsAppError(UpstreamError):
+    status, code = 502, "WHATSAPP_ERROR"
+
+
+class SessionManagerAuthFailed(UpstreamError):
+    status, code = 502, "SESSION_MANAGER_AUTH_FAILED"
+
+
+class SessionManagerBadResponse(UpstreamError):
+    status, code = 502, "SESSION_MANAGER_BAD_RESPONSE"
+
+
+class SessionManagerTimeout(UpstreamError):
+    status, code = 504, "SESSION_MANAGER_TIMEOUT"
+
+
+class SessionManagerUnreachable(UpstreamError):
+    status, code = 503, "SESSION_MANAGER_UNREACHABLE"
+
+
+def error_response(exc: HubError, request_id: str | None) -> Response:
+    return json_response(exc.status, exc.body(request_id), exc.headers or None)
+
+
+def install_error_handler(app: FastAPI) -> None:
+    """Register the one handler that turns any HubError into its JSON body."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HubError)
+        return error_response(exc, request_id_var.get())
+
+    app.add_exception_handler(HubError, handle)
+
+
+# Every error response the public routes can give, for the OpenAPI document.
+def _doc(description: str, code: str, **extra: Any) -> dict[str, Any]:
+    example = error_body(code, "...", **extra, request_id="3f2a9c...")
+    return {"description": description, "content": {"application/json": {"example": example}}}
+
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _doc("VALIDATION_ERROR: the request is malformed", "VALIDATION_ERROR"),
+    401: _doc("UNAUTHORIZED: no or bad token / API key", "UNAUTHORIZED"),
+    403: _doc("FORBIDDEN: the caller may not act on this resource", "FORBIDDEN"),
+    404: _doc("NOT_FOUND: unknown cliente (or resource)", "NOT_FOUND"),
+}
+UPSTREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **AUTH_RESPONSES,
+    400: _doc(
+        "VALIDATION_ERROR: the hub's own check, or the session-manager's 400 "
+        "(`upstream_code` keeps its code)",
+        "VALIDATION_ERROR", upstream_status=400, upstream_code="INVALID_TO",
+    ),
+    501: _doc("NOT_SUPPORTED: not available with SESSION_MANAGER_API=single-admin", "NOT_SUPPORTED"),
+    502: _doc(
+        "WHATSAPP_ERROR (upstream 5xx), SESSION_MANAGER_AUTH_FAILED (upstream 401/403), "
+        "SESSION_MANAGER_BAD_RESPONSE (any other status, or an unexpected body)",
+        "WHATSAPP_ERROR", upstream_status=500, upstream_code="SEND_FAILED",
+    ),
+    503: _doc(
+        "SERVICE_UNAVAILABLE (upstream 409/503: session not ready; Retry-After and `status` kept), or "
+        "SESSION_MANAGER_UNREACHABLE (connection refused, DNS failure, reset before a response)",
+        "SERVICE_UNAVAILABLE", upstream_status=503, upstream_code="SESSION_NOT_READY", status="QR_REQUIRED",
+    ),
+    504: _doc(
+        "SESSION_MANAGER_TIMEOUT: connect or read timeout", "SESSION_MANAGER_TIMEOUT", upstream_status=None
+    ),
+}

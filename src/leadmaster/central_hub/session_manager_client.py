@@ -1,0 +1,277 @@
+"""The one HTTP client the hub uses to reach the session-manager (CONTRACT §3.2, §3.4).
+
+aiohttp rather than httpx: in the proxy-hop measurement of PERF_NOTES.md it adds ~0.36 ms per call against
+httpx's ~1 ms and keeps ~0.45 of direct throughput against httpx's ~0.08. No retries of any kind: the
+caller decides (the plan), so aiohttp's silent re-send of idempotent requests on a stale keep-alive
+connection is switched off too.
+"""
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+import orjson
+
+from leadmaster.central_hub import errors
+from leadmaster.common.metrics import Counter, Histogram
+from leadmaster.contract.status import SessionStatus
+
+Operation = Literal["status", "qr", "connect", "disconnect", "logout", "pair_code", "account", "send"]
+ApiMode = Literal["instances", "single-admin"]
+
+# Below uvicorn's 5 s keep-alive so that the hub never reuses a connection the session-manager is closing
+# (that race would surface as a spurious SESSION_MANAGER_UNREACHABLE on a POST, which is not retried).
+KEEPALIVE_SECONDS = 4.0
+POOL_SIZE = 256
+_STATUSES = frozenset(s.value for s in SessionStatus)
+_CANONICAL: dict[Operation, tuple[str, str]] = {
+    "status": ("GET", "/status"),
+    "qr": ("GET", "/qr"),
+    "connect": ("POST", "/connect"),
+    "disconnect": ("POST", "/disconnect"),
+    "logout": ("POST", "/logout"),
+    "pair_code": ("POST", "/pair-code"),
+    "account": ("GET", "/account"),
+    "send": ("POST", "/send"),
+}
+# The as-is single-admin routes (CONTRACT §2.3): no instance in the path, no pair-code, no account.
+_SINGLE_ADMIN: dict[Operation, tuple[str, str]] = {
+    op: route for op, route in _CANONICAL.items() if op not in ("pair_code", "account")
+}
+_IMAGE_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    status: int
+    body: bytes
+    content_type: str
+    headers: Mapping[str, str]  # case-insensitive (aiohttp's CIMultiDictProxy)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The whole error mapping of CONTRACT §3.4, in one place, most specific first.
+# ---------------------------------------------------------------------------------------------------------
+
+def map_transport_error(exc: BaseException, what: str, status: int | None = None) -> errors.UpstreamError:
+    """Translate an aiohttp/OS failure into the hub error of §3.4 (timeouts before connection errors)."""
+    if isinstance(exc, (aiohttp.ServerTimeoutError, asyncio.TimeoutError, TimeoutError)):
+        kind = "connect" if isinstance(exc, aiohttp.ConnectionTimeoutError) else "read"
+        return errors.SessionManagerTimeout(
+            f"{what}: the session-manager did not answer in time ({kind} timeout).", upstream_status=status
+        )
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return errors.SessionManagerBadResponse(
+            f"{what}: the session-manager's response body was cut short ({exc}).", upstream_status=status
+        )
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return errors.SessionManagerBadResponse(
+            f"{what}: the session-manager did not answer valid HTTP ({exc.message}).", upstream_status=status
+        )
+    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
+                        ConnectionError, OSError)):
+        return errors.SessionManagerUnreachable(
+            f"{what}: cannot reach the session-manager ({type(exc).__name__}: {exc}). "
+            "Is it running, and is SESSION_MANAGER_BASE_URL right?",
+            upstream_status=None,
+        )
+    return errors.SessionManagerBadResponse(
+        f"{what}: unexpected failure talking to the session-manager ({type(exc).__name__}).",
+        upstream_status=status,
+    )
+
+
+def map_error_status(status: int, body: bytes, headers: Mapping[str, str], what: str) -> errors.UpstreamError:
+    """Translate a non-2xx session-manager answer into the hub error of §3.4."""
+    parsed = _json_object(body)
+    upstream_code = parsed.get("code") if isinstance(parsed.get("code"), str) else None
+    upstream_msg = parsed.get("message") if isinstance(parsed.get("message"), str) else None
+    said = f" {upstream_code}" if upstream_code else ""
+    said += f": {upstream_msg}" if upstream_msg else ""
+    common: dict[str, Any] = {"upstream_status": status, "upstream_code": upstream_code}
+    if status == 400:
+        return errors.UpstreamValidationError(
+            f"{what}: the session-manager refused the request{said}", **common
+        )
+    if status in (409, 503):
+        keep: dict[str, str] = {}
+        if "Retry-After" in headers:
+            keep["Retry-After"] = headers["Retry-After"]
+        session_status = parsed.get("status")
+        if isinstance(session_status, str):
+            common["status"] = session_status
+        return errors.ServiceUnavailable(
+            f"{what}: the WhatsApp session is not ready{said}", headers=keep, **common
+        )
+    if status in (401, 403):
+        return errors.SessionManagerAuthFailed(
+            f"{what}: the session-manager refused the hub's credentials ({status}{said}). "
+            "Check SESSION_MANAGER_API_KEY on both services.",
+            **common,
+        )
+    if 500 <= status <= 599:
+        return errors.WhatsAppError(f"{what}: the session-manager failed ({status}{said})", **common)
+    return errors.SessionManagerBadResponse(
+        f"{what}: unexpected answer {status} from the session-manager{said}", **common
+    )
+
+
+def check_success_body(op: Operation, resp: UpstreamResponse, fmt: str | None, what: str) -> None:
+    """A 2xx whose body is not what §2 promises for `op` is SESSION_MANAGER_BAD_RESPONSE."""
+    if op == "qr" and fmt in _IMAGE_TYPES:
+        ok = resp.content_type.split(";")[0].strip().lower() == _IMAGE_TYPES[fmt]
+    else:
+        maybe = _maybe_object(resp.body)
+        body = maybe or {}
+        if maybe is None:
+            ok = False
+        elif op in ("status", "connect", "disconnect", "logout"):
+            ok = body.get("status") in _STATUSES
+        elif op == "qr":
+            ok = isinstance(body.get("status"), str)
+        elif op == "send":
+            ok = body.get("success") is True and isinstance(body.get("data"), dict)
+        elif op == "pair_code":
+            ok = isinstance(body.get("code"), str)
+        else:
+            ok = True
+    if not ok:
+        raise errors.SessionManagerBadResponse(
+            f"{what}: the session-manager answered {resp.status} with a body that is not the expected "
+            f"{'image' if fmt in _IMAGE_TYPES and op == 'qr' else 'JSON'} for {op!r}.",
+            upstream_status=resp.status,
+        )
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or {} when it is anything else."""
+    return _maybe_object(body) or {}
+
+
+def _maybe_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+class SessionManagerClient:
+    """Calls the session-manager; returns its 2xx answer untouched or raises an `errors.UpstreamError`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        api: ApiMode = "instances",
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api = api
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout, sock_read=read_timeout
+        )
+        self._base_headers = {"Content-Type": "application/json"}
+        if api_key:
+            self._base_headers["Authorization"] = f"Bearer {api_key}"
+        self._session: aiohttp.ClientSession | None = None
+        self.calls = Counter(
+            "central_hub_upstream_requests_total", "Session-manager calls by operation and outcome code",
+            ("operation", "outcome"),
+        )
+        self.latency = Histogram(
+            "central_hub_upstream_request_duration_seconds", "Session-manager call latency", ("operation",)
+        )
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=POOL_SIZE, keepalive_timeout=KEEPALIVE_SECONDS)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=self._timeout, json_serialize=lambda v: orjson.dumps(v).decode(),
+            skip_auto_headers=("User-Agent",),
+        )
+        self._session._retry_connection = False  # no silent re-send of GETs: CONTRACT §3.2 "no retries"
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def route(self, op: Operation, instance_id: str | None) -> tuple[str, str]:
+        """(method, path) of `op`; NotSupported when the configured API has no such route."""
+        if self.api == "single-admin":
+            if op not in _SINGLE_ADMIN:
+                raise errors.NotSupported(
+                    f"{op!r} needs the canonical session-manager routes; this hub runs with "
+                    "SESSION_MANAGER_API=single-admin. Set SESSION_MANAGER_API=instances."
+                )
+            return _SINGLE_ADMIN[op]
+        method, suffix = _CANONICAL[op]
+        return method, f"/api/session-manager/sessions/{instance_id}{suffix}"
+
+    async def call(
+        self,
+        op: Operation,
+        instance_id: str | None,
+        *,
+        json_body: dict[str, Any] | None = None,
+        fmt: str | None = None,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> UpstreamResponse:
+        method, path = self.route(op, instance_id)
+        what = f"{method} {path}"
+        headers = self._base_headers.copy()
+        if request_id:
+            headers["X-Request-Id"] = request_id
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        url = self.base_url + path + (f"?format={fmt}" if fmt else "")
+        data = orjson.dumps(json_body) if json_body is not None else None
+        started = time.perf_counter()
+        outcome = "OK"
+        try:
+            resp = await self._request(method, url, data, headers, what)
+            if 200 <= resp.status <= 299:
+                check_success_body(op, resp, fmt, what)
+                return resp
+            raise map_error_status(resp.status, resp.body, resp.headers, what)
+        except errors.UpstreamError as exc:
+            outcome = exc.code
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            self.calls.inc(op, outcome)
+            self.latency.observe(elapsed, op)
+
+    async def _request(
+        self, method: str, url: str, data: bytes | None, headers: dict[str, str], what: str
+    ) -> UpstreamResponse:
+        if self._session is None:
+            raise RuntimeError("SessionManagerClient.start() was not awaited")
+        status: int | None = None
+        try:
+            async with self._session.request(method, url, data=data, headers=headers) as resp:
+                status = resp.status
+                body = await resp.read()
+                return UpstreamResponse(resp.status, body, resp.headers.get("Content-Type", ""), resp.headers)
+        except Exception as exc:
+            raise map_transport_error(exc, what, status) from exc
+
+    async def health(self) -> bool:
+        """GET {base}/health; True on a 200. Never raises."""
+        if self._session is None:
+            return False
+        try:
+            async with self._session.get(self.base_url + "/health", headers=self._base_headers) as resp:
+                await resp.read()
+                return resp.status == 200
+        except Exception:
+            return False
