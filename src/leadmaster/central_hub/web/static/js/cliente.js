@@ -1,0 +1,199 @@
+/* One cliente: live status, QR that follows rotation, pairing code, test send, interaction log. */
+"use strict";
+
+document.addEventListener("DOMContentLoaded", async () => {
+  const { api, el, $, setBadge, describe, show, toast, poll, busy, formatTime } = window.LM;
+  const id = Number(document.body.dataset.clienteId);
+  const base = `/api/whatsapp/${id}`;
+  // Polling reads are logged by the hub like any call; hidden by default so sends and links stand out.
+  const QUIET_OPERATIONS = new Set(["status", "qr", "account"]);
+  const HINTS = {
+    DISCONNECTED: "Not connected. Press Connect to start linking this cliente's WhatsApp account.",
+    INIT: "Starting the WhatsApp session…",
+    QR_REQUIRED: "Scan this code with WhatsApp on the cliente's phone, or link with a phone number below.",
+    AUTHENTICATED: "Scanned. Finishing the link…",
+    READY: "Linked and ready to send.",
+    ERROR: "The session stopped with an error. Press Connect to start again.",
+  };
+
+  let sandbox = false;
+  let status = "";
+  let lastRaw = null;
+  let accountShown = false;
+  let stopStatus = () => {};
+
+  function fail(text) {
+    show($("cliente-error"), text, true);
+    $("cliente-body").hidden = true;
+  }
+
+  try {
+    await window.LM.requireLogin();
+    const clientes = await api("GET", "/api/clientes");
+    const cliente = clientes.find((c) => c.id === id);
+    if (!cliente) {
+      fail(`Cliente #${id} does not exist or you do not have access to it.`);
+      return;
+    }
+    $("cliente-name").textContent = cliente.name;
+    document.title = `${cliente.name} · LeadMaster WhatsApp`;
+    $("cliente-instance").textContent = cliente.instance_id;
+  } catch (err) {
+    fail(err.status === 403 ? `You do not have access to cliente #${id}.` : describe(err));
+    return;
+  }
+  $("cliente-body").hidden = false;
+
+  try {
+    const info = await api("GET", "/dashboard/api/info");
+    sandbox = Boolean(info.sandbox);
+  } catch (err) { sandbox = false; }
+
+  function render(newStatus, reason) {
+    status = newStatus;
+    setBadge($("status-badge"), status);
+    $("link-hint").textContent = HINTS[status] || "";
+    const why = $("status-reason");
+    why.hidden = !reason || status === "READY";
+    why.textContent = reason ? `Reason: ${reason}` : "";
+    const linking = ["INIT", "QR_REQUIRED", "AUTHENTICATED"].includes(status);
+    $("btn-connect").disabled = status === "READY" || linking;
+    $("btn-disconnect").disabled = status === "DISCONNECTED";
+    $("btn-simulate").hidden = !(sandbox && status === "QR_REQUIRED");
+    $("pair-section").hidden = status === "READY";
+    if (status !== "QR_REQUIRED") hideQr();
+    if (status !== "READY") { $("account").hidden = true; accountShown = false; }
+  }
+
+  function hideQr() {
+    $("qr-box").hidden = true;
+    $("qr-img").removeAttribute("src");
+    lastRaw = null;
+  }
+
+  async function refreshQr() {
+    const data = await api("GET", `${base}/qr`);
+    if (data.status !== "QR_AVAILABLE") { hideQr(); return; }
+    // Swap the image only when the code rotated: no flicker while the user is aiming the phone.
+    if (data.raw !== lastRaw) {
+      $("qr-img").src = data.qr;
+      $("qr-img").dataset.raw = data.raw;
+      lastRaw = data.raw;
+    }
+    $("qr-box").hidden = false;
+  }
+
+  async function refreshAccount() {
+    try {
+      const acc = await api("GET", `${base}/account`);
+      const who = [acc.push_name, acc.phone ? "+" + acc.phone : acc.jid].filter(Boolean).join(" · ");
+      $("account").replaceChildren(el("strong", { text: "✓ Linked: " }), who);
+      $("account").hidden = false;
+      accountShown = true;
+    } catch (err) { /* the status badge already says READY; the account line is a nicety */ }
+  }
+
+  async function refresh() {
+    try {
+      const data = await api("GET", `${base}/status`);
+      render(data.status, data.reason);
+      if (status === "QR_REQUIRED") await refreshQr();
+      if (status === "READY" && !accountShown) await refreshAccount();
+    } catch (err) {
+      if (err.status === 403 || err.status === 404) { fail(describe(err)); stopStatus(); return; }
+      setBadge($("status-badge"), err.code === "SESSION_MANAGER_UNREACHABLE" ? "UNREACHABLE" : "ERROR");
+      $("link-hint").textContent = describe(err);
+    }
+  }
+
+  async function action(button, path, body, done) {
+    await busy(button, async () => {
+      try {
+        const data = await api("POST", path, body);
+        if (done) done(data);
+      } catch (err) {
+        toast(describe(err), true);
+      }
+      await refresh();
+    });
+  }
+
+  $("btn-connect").addEventListener("click", (e) => action(e.currentTarget, `${base}/connect`));
+  $("btn-disconnect").addEventListener("click", (e) => action(e.currentTarget, `${base}/disconnect`));
+  $("btn-logout").addEventListener("click", (e) => {
+    if (!confirm("Unlink this WhatsApp account? Linking again needs a new QR scan.")) return;
+    action(e.currentTarget, `${base}/logout`);
+  });
+  $("btn-simulate").addEventListener("click", (e) =>
+    action(e.currentTarget, `/dashboard/api/clientes/${id}/simulate-scan`, undefined,
+      () => toast("Sandbox phone scanned the code.")));
+
+  $("pair-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const out = $("pair-code");
+    const button = event.currentTarget.querySelector("button");
+    await busy(button, async () => {
+      try {
+        const data = await api("POST", `${base}/pair-code`, { phone: $("pair-phone").value.trim() });
+        out.replaceChildren(data.code);
+        out.classList.remove("form-error");
+        out.title = "On the phone: Linked devices → Link a device → Link with phone number instead";
+      } catch (err) {
+        out.replaceChildren(describe(err));
+        out.classList.add("form-error");
+      }
+      out.hidden = false;
+    });
+  });
+
+  function idempotencyKey() {
+    return crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2);
+  }
+
+  $("send-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const out = $("send-outcome");
+    const button = event.currentTarget.querySelector("button");
+    await busy(button, async () => {
+      try {
+        const data = await api("POST", `${base}/send`,
+          { to: $("send-to").value.trim(), message: $("send-text").value },
+          { "Idempotency-Key": idempotencyKey() });
+        const d = data.data || {};
+        show(out, `✓ ${data.message || "Message sent"} to ${d.jid || d.to} · id ${d.message_id}`, false);
+      } catch (err) {
+        show(out, `✗ Not sent: ${describe(err)}`, true);
+      }
+      refreshLog();
+    });
+  });
+
+  function logRow(item) {
+    const outcome = item.outcome || item.code || "";
+    const ok = /^(OK|SUCCESS)$/i.test(outcome) || (item.upstream_status >= 200 && item.upstream_status < 300);
+    const upstream = item.upstream_status ? ` (${item.upstream_status})` : "";
+    return el("tr", {},
+      el("td", { text: formatTime(item.time || item.created_at || item.timestamp) }),
+      el("td", {}, el("code", { text: item.operation || `${item.method || ""} ${item.path || ""}` })),
+      el("td", { class: ok ? "ok" : "bad", text: (outcome || "—") + upstream }),
+      el("td", { text: item.username || item.user || "" }),
+      el("td", { text: item.duration_ms === undefined ? "" : String(Math.round(item.duration_ms)) }));
+  }
+
+  async function refreshLog() {
+    try {
+      const data = await api("GET", `${base}/interactions?limit=100`);
+      const all = $("log-all").checked;
+      const items = (data.items || []).filter((i) => all || !QUIET_OPERATIONS.has(i.operation));
+      $("log-body").replaceChildren(...items.slice(0, 50).map(logRow));
+      $("log-empty").hidden = items.length > 0;
+    } catch (err) {
+      $("log-empty").textContent = `Could not load the log: ${describe(err)}`;
+      $("log-empty").hidden = false;
+    }
+  }
+  $("log-all").addEventListener("change", refreshLog);
+
+  stopStatus = poll(refresh, 2000);
+  poll(refreshLog, 3000);
+});

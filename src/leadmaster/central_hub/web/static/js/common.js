@@ -1,0 +1,145 @@
+/* Shared helpers for every dashboard page: token, API calls, small DOM builder, polling, nav. */
+"use strict";
+
+window.LM = (() => {
+  const TOKEN_KEY = "leadmaster.token";
+
+  function token() { return sessionStorage.getItem(TOKEN_KEY); }
+  function setToken(value) {
+    if (value) sessionStorage.setItem(TOKEN_KEY, value); else sessionStorage.removeItem(TOKEN_KEY);
+  }
+
+  function toLogin() {
+    const next = location.pathname + location.search;
+    location.replace("/login" + (next && next !== "/" ? "?next=" + encodeURIComponent(next) : ""));
+  }
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && body.message) || "Request failed (HTTP " + status + ")");
+      this.status = status;
+      this.code = (body && body.code) || "HTTP_" + status;
+      this.body = body || {};
+    }
+  }
+
+  /* Calls the hub's JSON API (the contract); a 401 anywhere but at login means the token expired. */
+  async function api(method, path, body, extraHeaders) {
+    const headers = { Accept: "application/json", ...(extraHeaders || {}) };
+    const t = token();
+    if (t) headers.Authorization = "Bearer " + t;
+    const init = { method, headers, cache: "no-store" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let resp;
+    try {
+      resp = await fetch(path, init);
+    } catch (err) {
+      throw new ApiError(0, { code: "NETWORK_ERROR", message: "Could not reach the hub. Is it running?" });
+    }
+    let data = null;
+    if (resp.status !== 204) {
+      try { data = await resp.json(); } catch (err) { data = null; }
+    }
+    if (resp.status === 401 && path !== "/api/auth/login") {
+      setToken(null);
+      toLogin();
+    }
+    if (!resp.ok) throw new ApiError(resp.status, data);
+    return data;
+  }
+
+  /* Builds elements from data without innerHTML, so names and log lines can never become markup. */
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  const $ = (id) => document.getElementById(id);
+
+  function setBadge(node, status) {
+    node.textContent = status || "UNKNOWN";
+    node.dataset.status = status || "";
+  }
+
+  /* Shows a hub error the way the API states it: its sentence, then its code. */
+  function describe(err) {
+    if (!(err instanceof ApiError)) return String(err && err.message ? err.message : err);
+    const extra = [err.code];
+    if (err.body.upstream_code) extra.push(err.body.upstream_code);
+    if (err.body.status) extra.push("status " + err.body.status);
+    return err.message + " (" + extra.join(", ") + ")";
+  }
+
+  function show(node, text, isError) {
+    node.textContent = text;
+    node.classList.toggle("is-error", Boolean(isError));
+    node.hidden = false;
+  }
+
+  let toastTimer = null;
+  function toast(text, isError) {
+    const node = $("toast");
+    node.textContent = text;
+    node.classList.toggle("is-error", Boolean(isError));
+    node.classList.add("show");
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => node.classList.remove("show"), 3500);
+  }
+
+  /* Runs fn now and then every ms; waits for each run so slow answers never pile up. */
+  function poll(fn, ms) {
+    let stopped = false;
+    let timer = null;
+    async function tick() {
+      if (stopped) return;
+      try { await fn(); } catch (err) { /* the page shows its own errors; keep polling */ }
+      if (!stopped) timer = setTimeout(tick, ms);
+    }
+    tick();
+    return () => { stopped = true; clearTimeout(timer); };
+  }
+
+  /* Disables a button while its action runs, so a double click sends one request. */
+  async function busy(button, fn) {
+    button.disabled = true;
+    try { return await fn(); } finally { button.disabled = false; }
+  }
+
+  /* Every page but login: needs a token, then fills the nav from GET /api/me. */
+  async function requireLogin() {
+    if (!token()) { toLogin(); return new Promise(() => {}); }
+    const me = await api("GET", "/api/me");
+    $("whoami").textContent = me.username + " · " + me.role;
+    $("nav-admin").hidden = me.role !== "admin";
+    $("nav").hidden = false;
+    return me;
+  }
+
+  function formatTime(value) {
+    if (!value) return "";
+    const d = new Date(value);
+    return isNaN(d) ? String(value) : d.toLocaleString();
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const out = $("sign-out");
+    if (out) out.addEventListener("click", () => { setToken(null); location.replace("/login"); });
+  });
+
+  return { api, ApiError, el, $, setBadge, describe, show, toast, poll, busy, requireLogin, setToken, token, formatTime };
+})();

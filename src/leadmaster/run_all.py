@@ -1,0 +1,224 @@
+"""`leadmaster`: run the session-manager and the central hub together, for a laptop or a small server.
+
+Both services run as child processes (the same console scripts you would run by hand), so each keeps its
+own settings, logs and crash behaviour; this module only wires them together, prefixes their logs and
+stops them as one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+STOP_GRACE_SECONDS = 10.0
+HEALTH_TIMEOUT_SECONDS = 90.0  # the real engine's first import of neonize can take a while
+CREDENTIALS_WAIT_SECONDS = 10.0
+PREFIX = "[leadmaster]"
+
+_print_lock = threading.Lock()
+
+
+def say(line: str, stream: IO[str] | None = None) -> None:
+    """Print one whole line; the lock keeps child log lines from interleaving mid-line."""
+    with _print_lock:
+        out = stream or sys.stdout
+        out.write(line + "\n")
+        out.flush()
+
+
+@dataclass
+class Child:
+    name: str
+    port: int
+    proc: subprocess.Popen[str]
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/health"
+
+
+def _pump(child: Child) -> None:
+    assert child.proc.stdout is not None
+    for line in child.proc.stdout:
+        say(f"[{child.name}] {line.rstrip()}")
+
+
+def _spawn(name: str, module: str, port: int, env: dict[str, str]) -> Child:
+    # `python -c`, not the console script: behaves the same under `uv run`, a venv or an editable install.
+    code = f"import sys; from {module} import main; sys.exit(main())"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        # Own process group: a terminal Ctrl-C reaches only us, and we forward exactly one signal,
+        # so uvicorn does a graceful shutdown instead of treating a second SIGINT as "force quit".
+        process_group=0,
+    )
+    child = Child(name, port, proc)
+    threading.Thread(target=_pump, args=(child,), name=f"log-{name}", daemon=True).start()
+    return child
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL we built
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
+def _wait_healthy(child: Child, stop: threading.Event) -> bool:
+    deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
+    while time.monotonic() < deadline and not stop.is_set():
+        if child.proc.poll() is not None:
+            return False
+        if _healthy(child.health_url):
+            return True
+        stop.wait(0.2)
+    return False
+
+
+def _stop_all(children: list[Child], sig: int) -> None:
+    """Forward `sig` to every live child, wait up to 10 s in total, then kill what is left."""
+    for child in children:
+        if child.proc.poll() is None:
+            child.proc.send_signal(sig)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for child in children:
+        try:
+            child.proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            say(f"{PREFIX} {child.name} still up after {STOP_GRACE_SECONDS:.0f} s; killing it.", sys.stderr)
+            child.proc.kill()
+            child.proc.wait()
+
+
+def _credentials_line(hub_data_dir: Path, env: dict[str, str], stop: threading.Event) -> str:
+    user = env.get("CENTRAL_HUB_ADMIN_USERNAME")
+    if user and env.get("CENTRAL_HUB_ADMIN_PASSWORD"):
+        return f"{PREFIX} Sign in as: {user} (password from CENTRAL_HUB_ADMIN_PASSWORD)"
+    path = hub_data_dir / "initial-admin-password"
+    deadline = time.monotonic() + CREDENTIALS_WAIT_SECONDS
+    while not path.exists() and time.monotonic() < deadline and not stop.is_set():
+        stop.wait(0.2)
+    try:
+        password = path.read_text().strip()
+    except OSError:
+        return f"{PREFIX} Sign in with your existing hub account (no {path} found)."
+    # The hub keeps the file after the first run; the password may have been changed since.
+    return f"{PREFIX} Sign in as: admin / {password}   (first-run password, kept in {path})"
+
+
+def _install_signal_handlers(stop: threading.Event, received: list[int]) -> Callable[[], None]:
+    def handler(signum: int, _frame: object) -> None:
+        received.append(signum)
+        stop.set()
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+    return restore
+
+
+def _port(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "") or str(default)
+    try:
+        return int(raw)
+    except ValueError:
+        say(f"{PREFIX} {name}={raw!r} is not a port number; set it to e.g. {default}.", sys.stderr)
+        raise SystemExit(2) from None
+
+
+def main() -> int:
+    """Start session-manager then central-hub, show their logs, stop both on Ctrl-C/SIGTERM or a crash."""
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    sm_port = _port(env, "PORT", 3001)
+    hub_port = _port(env, "CENTRAL_HUB_PORT", 3000)
+    data = Path(env.get("LEADMASTER_DATA_DIR") or "./data").resolve()
+    sm_data = Path(env.get("SESSION_MANAGER_DATA_DIR") or data / "session-manager")
+    hub_data = Path(env.get("CENTRAL_HUB_DATA_DIR") or data / "central-hub")
+    sm_env = {**env, "PORT": str(sm_port), "SESSION_MANAGER_DATA_DIR": str(sm_data)}
+    hub_env = {
+        **env,
+        "CENTRAL_HUB_PORT": str(hub_port),
+        "CENTRAL_HUB_DATA_DIR": str(hub_data),
+        # We started this session-manager, so the hub must talk to exactly it.
+        "SESSION_MANAGER_BASE_URL": f"http://127.0.0.1:{sm_port}",
+    }
+    engine = env.get("SESSION_MANAGER_ENGINE") or "whatsmeow"
+
+    stop = threading.Event()
+    received: list[int] = []
+    restore = _install_signal_handlers(stop, received)
+    children: list[Child] = []
+    try:
+        say(f"{PREFIX} starting session-manager on port {sm_port} (engine {engine}, data {sm_data})")
+        sm = _spawn("session-manager", "leadmaster.session_manager.cli", sm_port, sm_env)
+        children.append(sm)
+        if not _wait_healthy(sm, stop):
+            return _startup_failed(children, sm, stop, received)
+        say(f"{PREFIX} starting central-hub on port {hub_port} (data {hub_data})")
+        hub = _spawn("central-hub", "leadmaster.central_hub.cli", hub_port, hub_env)
+        children.append(hub)
+        if not _wait_healthy(hub, stop):
+            return _startup_failed(children, hub, stop, received)
+
+        host = env.get("CENTRAL_HUB_HOST") or "127.0.0.1"
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        say(f"{PREFIX} Dashboard: http://{shown}:{hub_port}/")
+        say(_credentials_line(hub_data, env, stop))
+        if engine == "sandbox":
+            say(f"{PREFIX} Sandbox engine: no phone needed; use 'Simulate scan' on a cliente page.")
+        say(f"{PREFIX} Press Ctrl-C to stop both services.")
+        return _supervise(children, stop, received)
+    finally:
+        restore()
+
+
+def _startup_failed(children: list[Child], child: Child, stop: threading.Event, received: list[int]) -> int:
+    if stop.is_set():
+        _stop_all(children, received[0] if received else signal.SIGTERM)
+        return 0
+    code = child.proc.poll()
+    why = f"exited with code {code}" if code is not None else f"did not answer {child.health_url} in time"
+    say(f"{PREFIX} {child.name} {why}; stopping. See its log lines above.", sys.stderr)
+    _stop_all(children, signal.SIGTERM)
+    return 1
+
+
+def _supervise(children: list[Child], stop: threading.Event, received: list[int]) -> int:
+    while not stop.wait(0.2):
+        for child in children:
+            code = child.proc.poll()
+            if code is not None:
+                others = [c for c in children if c is not child]
+                names = ", ".join(c.name for c in others)
+                say(f"{PREFIX} {child.name} exited unexpectedly (code {code}); stopping {names}.", sys.stderr)
+                _stop_all(others, signal.SIGTERM)
+                return code or 1
+    sig = received[0] if received else signal.SIGTERM
+    say(f"{PREFIX} {signal.Signals(sig).name} received; stopping both services…")
+    _stop_all(list(reversed(children)), sig)
+    say(f"{PREFIX} stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
