@@ -62,7 +62,7 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None = None, timeout:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
+            with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
@@ -72,7 +72,12 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None = None, timeout:
 
 
 def start_service(
-    name: str, command: str, env: dict[str, str], log_dir: Path, port: int | None = None, timeout: float = 30.0
+    name: str,
+    command: str,
+    env: dict[str, str],
+    log_dir: Path,
+    port: int | None = None,
+    timeout: float = 30.0,
 ) -> Service:
     """Run a console script of this project with `env` on top of os.environ; wait for GET /health."""
     port = port or free_port()

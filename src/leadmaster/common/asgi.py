@@ -118,7 +118,9 @@ class RequestContextMiddleware:
                 await _send_json(
                     send_wrapper,
                     401,
-                    error_body("UNAUTHORIZED", "Missing or wrong API key: send 'Authorization: Bearer <key>'."),
+                    error_body(
+                        "UNAUTHORIZED", "Missing or wrong API key: send 'Authorization: Bearer <key>'."
+                    ),
                     request_id,
                 )
                 status_holder[0] = 401
@@ -137,7 +139,9 @@ class RequestContextMiddleware:
             self.logger.exception("unhandled error", extra={"fields": {"path": path}})
             if status_holder[0] == 0:
                 await _send_json(
-                    send, 500, error_body("INTERNAL_ERROR", "Unexpected server error.", request_id=request_id),
+                    send,
+                    500,
+                    error_body("INTERNAL_ERROR", "Unexpected server error.", request_id=request_id),
                     request_id,
                 )
                 status_holder[0] = 500
@@ -175,21 +179,29 @@ def install_json_errors(
 
     async def http_exc(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        codes = {404: ("NOT_FOUND", "No such route: {m} {p}."), 405: ("METHOD_NOT_ALLOWED", "{m} is not allowed on {p}.")}
+        codes = {
+            404: ("NOT_FOUND", "No such route: {m} {p}."),
+            405: ("METHOD_NOT_ALLOWED", "{m} is not allowed on {p}."),
+        }
         code, template = codes.get(exc.status_code, ("HTTP_ERROR", str(exc.detail)))
         msg = template.format(m=request.method, p=request.url.path)
-        return json_response(exc.status_code, error_body(code, msg, **_extra(request)), dict(exc.headers or {}))
+        return json_response(
+            exc.status_code, error_body(code, msg, **_extra(request)), dict(exc.headers or {})
+        )
 
     async def validation_exc(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        details = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()
-        ]
+        details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
         first = details[0] if details else {"loc": [], "msg": "invalid"}
         where = ".".join(str(p) for p in first["loc"])
         return json_response(
             400,
-            error_body(validation_code, f"Invalid request: {where}: {first['msg']}", details=details, **_extra(request)),
+            error_body(
+                validation_code,
+                f"Invalid request: {where}: {first['msg']}",
+                details=details,
+                **_extra(request),
+            ),
         )
 
     app.add_exception_handler(StarletteHTTPException, http_exc)

@@ -49,7 +49,11 @@ DEFAULT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 class Histogram:
     def __init__(
-        self, name: str, help_: str, labels: tuple[str, ...] = (), buckets: tuple[float, ...] = DEFAULT_BUCKETS
+        self,
+        name: str,
+        help_: str,
+        labels: tuple[str, ...] = (),
+        buckets: tuple[float, ...] = DEFAULT_BUCKETS,
     ) -> None:
         self.name, self.help, self.labels, self.buckets = name, help_, labels, buckets
         self.counts: dict[LabelValues, list[int]] = {}

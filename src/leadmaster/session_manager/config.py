@@ -42,8 +42,13 @@ class Settings(BaseSettings):
     connect_on_start: bool = True
     # Idempotency records are kept this long (CONTRACT §2.5: 24 h).
     idempotency_ttl_seconds: int = 24 * 3600
+    # Whatsmeow only: dial WhatsApp through this proxy (tests use http://127.0.0.1:1 to fail dials fast).
+    whatsmeow_proxy: str | None = None
+    # Whatsmeow only: reconnect backoff after a failed dial (exponential with jitter, first delay and cap).
+    whatsmeow_backoff_base_seconds: float = Field(1.0, gt=0)
+    whatsmeow_backoff_cap_seconds: float = Field(300.0, gt=0)
 
-    @field_validator("api_key", "store_url")
+    @field_validator("api_key", "store_url", "whatsmeow_proxy")
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None

@@ -29,6 +29,7 @@ Contract for implementations
 from __future__ import annotations
 
 import abc
+import contextvars
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Protocol
@@ -47,6 +48,20 @@ class Account:
 class SentMessage:
     message_id: str
     timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SendContext:
+    """What the service knows about the send in progress, for engines that record it (sandbox outbox)."""
+
+    cliente_id: int
+    to: str
+
+
+# Set by the service around `send_text`; kept out of the port's signature because WhatsApp needs none of it.
+current_send: contextvars.ContextVar[SendContext | None] = contextvars.ContextVar(
+    "current_send", default=None
+)
 
 
 class EngineError(Exception):
@@ -108,3 +123,4 @@ class Engine(abc.ABC):
 
     async def forget(self, instance_id: str) -> None:
         """Drop every local trace of an instance (after logout). Default: nothing more to drop."""
+        return None

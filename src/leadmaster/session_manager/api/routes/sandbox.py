@@ -1,0 +1,110 @@
+"""Sandbox-only routes (CONTRACT §2.1): scan, outbox, faults. Mounted only with the sandbox engine."""
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from leadmaster.common.asgi import json_response
+from leadmaster.contract.status import SessionStatus
+from leadmaster.session_manager import errors
+from leadmaster.session_manager.api.deps import Service, path_instance
+from leadmaster.session_manager.api.schemas import errors as errs
+from leadmaster.session_manager.api.schemas import json_body
+from leadmaster.session_manager.engines.sandbox import NoQrToScanError, SandboxEngine
+from leadmaster.session_manager.phone import parse_phone
+
+router = APIRouter(prefix="/api/session-manager/sandbox/{instance_id}", tags=["sandbox"])
+InstanceId = Annotated[str, Depends(path_instance)]
+
+
+class ScanResult(BaseModel):
+    success: bool = True
+    status: SessionStatus
+
+
+class OutboxMessage(BaseModel):
+    message_id: str
+    cliente_id: int
+    to: str
+    jid: str
+    message: str
+    timestamp: str
+
+
+class Outbox(BaseModel):
+    messages: list[OutboxMessage]
+
+
+class Faults(BaseModel):
+    send_error: int | None = Field(None, ge=0, description="The next N sends fail with SEND_FAILED")
+    send_delay_ms: int | None = Field(None, ge=0, le=600_000, description="Every send takes M ms (0 clears)")
+    drop_connection: bool | None = Field(None, description="READY -> DISCONNECTED, back to READY by itself")
+    reconnect_after_ms: int | None = Field(None, ge=0, le=600_000)
+    logout: bool | None = Field(None, description="Unlinked from the phone: ERROR LOGGED_OUT")
+
+
+class Ok(BaseModel):
+    success: bool = True
+
+
+def _engine(svc: Any) -> SandboxEngine:
+    engine = svc.engine
+    assert isinstance(engine, SandboxEngine)
+    return engine
+
+
+def _object(raw: bytes, allow_empty: bool) -> dict[str, Any]:
+    if allow_empty and not raw.strip():
+        return {}
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise errors.InvalidJson("Request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise errors.InvalidJson("Request body must be a JSON object.")
+    return data
+
+
+@router.post("/scan", response_model=ScanResult, responses=errs(400, 409))
+async def scan(request: Request, svc: Service, instance_id: InstanceId) -> Response:
+    """The sandbox phone scans the live QR (optional body `{"phone": "..."}` picks the account number)."""
+    data = _object(await request.body(), allow_empty=True)
+    phone = None
+    if data.get("phone") is not None:
+        phone = parse_phone(data["phone"])
+        if phone is None:
+            raise errors.InvalidPhone("phone must be 7-15 digits, optional leading +.")
+    try:
+        _engine(svc).scan(instance_id, phone)
+    except NoQrToScanError:
+        status = svc.status(instance_id)["status"]
+        raise errors.NoQrToScan(f"No QR to scan: the session is {status}.", status=status) from None
+    return json_response(200, {"success": True, "status": svc.status(instance_id)["status"]})
+
+
+@router.get("/outbox", response_model=Outbox, responses=errs(400))
+async def outbox(svc: Service, instance_id: InstanceId) -> Response:
+    """Every message the sandbox 'sent' for this instance, oldest first."""
+    return json_response(200, {"messages": _engine(svc).outbox(instance_id)})
+
+
+@router.post("/faults", response_model=Ok, responses=errs(400), openapi_extra=json_body(Faults))
+async def faults(request: Request, svc: Service, instance_id: InstanceId) -> Response:
+    """Inject faults: failing or slow sends, a dropped connection, an unlink from the phone."""
+    data = _object(await request.body(), allow_empty=False)
+    unknown = set(data) - set(Faults.model_fields)
+    if unknown:
+        raise errors.InvalidFault(
+            f"Unknown fault(s) {sorted(unknown)!r}; known: {sorted(Faults.model_fields)}."
+        )
+    for name, value in data.items():
+        want_bool = name in ("drop_connection", "logout")
+        ok = isinstance(value, bool) if want_bool else type(value) is int and 0 <= value <= 600_000
+        if not ok:
+            kind = "true/false" if want_bool else "an integer from 0 to 600000"
+            raise errors.InvalidFault(f"Fault {name!r} must be {kind}, got {value!r:.40}.")
+    _engine(svc).inject(instance_id, data)
+    return json_response(200, {"success": True})

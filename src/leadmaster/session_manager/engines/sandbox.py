@@ -1,0 +1,222 @@
+"""The sandbox engine: a WhatsApp simulator with real, rotating, scannable QR payloads (CONTRACT §2.1).
+
+It is a product feature (like a payment provider's test mode): paired state lives in the same store as
+the real engine's bookkeeping, so restarts behave the same way, and faults can be injected on request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import secrets
+import string
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from leadmaster.contract.status import Reason, SessionStatus
+from leadmaster.session_manager.config import Settings
+from leadmaster.session_manager.engines.base import (
+    Account,
+    Engine,
+    EngineNotReady,
+    EngineSink,
+    SendFailed,
+    SentMessage,
+    current_send,
+)
+from leadmaster.session_manager.store import Store
+
+# How long a freshly scanned session stays AUTHENTICATED before READY (the real one syncs keys meanwhile).
+AUTHENTICATED_SECONDS = 0.3
+_PAIR_ALPHABET = string.ascii_uppercase + string.digits
+
+
+class NoQrToScanError(Exception):
+    """Scan asked while the session shows no QR."""
+
+
+@dataclass
+class _Sim:
+    status: SessionStatus = SessionStatus.DISCONNECTED
+    task: asyncio.Task[None] | None = None
+    send_errors: int = 0
+    send_delay_ms: int = 0
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+def _qr_payload() -> str:
+    """A payload shaped like whatsmeow's: ref,noise-key,identity-key,adv-secret (base64 parts)."""
+
+    def b64(n: int) -> str:
+        return base64.b64encode(secrets.token_bytes(n)).decode()
+
+    return f"2@{b64(24)},{b64(32)},{b64(32)},{b64(32)}"
+
+
+class SandboxEngine(Engine):
+    name: ClassVar[str] = "sandbox"
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.sims: dict[str, _Sim] = {}
+        self._sink: EngineSink | None = None
+
+    @property
+    def sink(self) -> EngineSink:
+        assert self._sink is not None, "engine not started"
+        return self._sink
+
+    async def start(self, sink: EngineSink) -> None:
+        self._sink = sink
+
+    async def stop(self) -> None:
+        for instance_id in list(self.sims):
+            self._cancel(instance_id)
+
+    def _sim(self, instance_id: str) -> _Sim:
+        return self.sims.setdefault(instance_id, _Sim())
+
+    def _cancel(self, instance_id: str) -> None:
+        sim = self.sims.get(instance_id)
+        if sim is None:
+            return
+        for task in [sim.task, *sim.tasks]:
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+        sim.task, sim.tasks = None, set()
+        sim.status = SessionStatus.DISCONNECTED
+
+    def _spawn(self, instance_id: str, coro: Any) -> None:
+        sim = self._sim(instance_id)
+        task = asyncio.get_running_loop().create_task(coro)
+        sim.tasks.add(task)
+        task.add_done_callback(sim.tasks.discard)
+
+    def _emit(self, instance_id: str, status: SessionStatus, reason: str | None = None) -> None:
+        self._sim(instance_id).status = status
+        self.sink.status_changed(instance_id, status, reason)
+
+    async def connect(self, instance_id: str) -> None:
+        self._cancel(instance_id)
+        sim = self._sim(instance_id)
+        row = self.store.get_instance(instance_id)
+        if row is not None and row.paired:
+            sim.task = asyncio.get_running_loop().create_task(self._resume(instance_id))
+        else:
+            sim.task = asyncio.get_running_loop().create_task(self._qr_loop(instance_id))
+
+    async def _resume(self, instance_id: str) -> None:
+        await asyncio.sleep(0)  # Let `connect` answer INIT first, as a real dial would.
+        self._emit(instance_id, SessionStatus.READY)
+
+    async def _qr_loop(self, instance_id: str) -> None:
+        s = self.settings
+        auto_pair_at = asyncio.get_running_loop().time() + s.sandbox_auto_pair_seconds
+        for i in range(s.sandbox_qr_count):
+            lifetime = s.sandbox_qr_first_seconds if i == 0 else s.sandbox_qr_seconds
+            self.sink.qr_changed(instance_id, _qr_payload(), datetime.now(UTC) + timedelta(seconds=lifetime))
+            if i == 0:
+                self._emit(instance_id, SessionStatus.QR_REQUIRED)
+            if s.sandbox_auto_pair_seconds > 0:
+                wait = auto_pair_at - asyncio.get_running_loop().time()
+                if wait <= lifetime:
+                    await asyncio.sleep(max(wait, 0))
+                    self._pair(instance_id, None)
+                    return
+            await asyncio.sleep(lifetime)
+        self.sink.qr_changed(instance_id, None, None)
+        self._emit(instance_id, SessionStatus.ERROR, Reason.QR_TIMEOUT)
+
+    def _pair(self, instance_id: str, phone: str | None) -> None:
+        """The phone accepted the link: credentials stored, AUTHENTICATED now, READY shortly after."""
+        sim = self._sim(instance_id)
+        if sim.task is not None and sim.task is not asyncio.current_task():
+            sim.task.cancel()
+        sim.task = None
+        self.sink.qr_changed(instance_id, None, None)
+        digits = phone or "1555" + str(int(hashlib.sha256(instance_id.encode()).hexdigest(), 16))[:7]
+        self.sink.paired(instance_id, Account(f"{digits}@s.whatsapp.net", digits, f"Sandbox {instance_id}"))
+        self._emit(instance_id, SessionStatus.AUTHENTICATED)
+        self._spawn(instance_id, self._ready_after(instance_id, AUTHENTICATED_SECONDS))
+
+    async def _ready_after(self, instance_id: str, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        if self._sim(instance_id).status in (SessionStatus.AUTHENTICATED, SessionStatus.DISCONNECTED):
+            self._emit(instance_id, SessionStatus.READY)
+
+    # -- sandbox-only controls (CONTRACT §2.1) ----------------------------------------------------
+
+    def scan(self, instance_id: str, phone: str | None = None) -> None:
+        if self._sim(instance_id).status is not SessionStatus.QR_REQUIRED:
+            raise NoQrToScanError(instance_id)
+        self._pair(instance_id, phone)
+
+    def outbox(self, instance_id: str) -> list[dict[str, Any]]:
+        return self.store.outbox(instance_id)
+
+    def inject(self, instance_id: str, faults: dict[str, Any]) -> None:
+        """Apply validated faults (see api/routes/sandbox.py for the accepted shapes)."""
+        sim = self._sim(instance_id)
+        if "send_error" in faults:
+            sim.send_errors = faults["send_error"]
+        if "send_delay_ms" in faults:
+            sim.send_delay_ms = faults["send_delay_ms"]
+        if faults.get("drop_connection") and sim.status is SessionStatus.READY:
+            self._emit(instance_id, SessionStatus.DISCONNECTED, Reason.CONNECTION_LOST)
+            self._spawn(
+                instance_id, self._ready_after(instance_id, faults.get("reconnect_after_ms", 1000) / 1000)
+            )
+        if faults.get("logout"):
+            self._cancel(instance_id)
+            self.sink.unpaired(instance_id)
+            self._emit(instance_id, SessionStatus.ERROR, Reason.LOGGED_OUT)
+
+    # -- the port ---------------------------------------------------------------------------------
+
+    async def disconnect(self, instance_id: str) -> None:
+        self._cancel(instance_id)
+
+    async def logout(self, instance_id: str) -> None:
+        self._cancel(instance_id)
+
+    async def forget(self, instance_id: str) -> None:
+        self.sims.pop(instance_id, None)
+
+    async def pair_code(self, instance_id: str, phone: str) -> str:
+        if self._sim(instance_id).status is not SessionStatus.QR_REQUIRED:
+            raise EngineNotReady("no QR flow in progress")
+        code = "".join(secrets.choice(_PAIR_ALPHABET) for _ in range(8))
+        return f"{code[:4]}-{code[4:]}"
+
+    async def send_text(self, instance_id: str, jid: str, text: str) -> SentMessage:
+        sim = self._sim(instance_id)
+        if sim.send_delay_ms:
+            await asyncio.sleep(sim.send_delay_ms / 1000)
+        if sim.status is not SessionStatus.READY:
+            raise EngineNotReady("connection dropped")
+        if sim.send_errors > 0:
+            sim.send_errors -= 1
+            raise SendFailed("sandbox fault: send_error")
+        ctx = current_send.get()
+        sent = SentMessage("3EB0" + secrets.token_hex(8).upper(), datetime.now(UTC))
+        self.store.add_outbox(
+            instance_id,
+            {
+                "message_id": sent.message_id,
+                "cliente_id": ctx.cliente_id if ctx else 0,
+                "to": ctx.to if ctx else jid,
+                "jid": jid,
+                "message": text,
+                "timestamp": sent.timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            },
+        )
+        return sent
+
+    async def account(self, instance_id: str) -> Account | None:
+        row = self.store.get_instance(instance_id)
+        if row is None or not row.paired or not row.jid:
+            return None
+        return Account(row.jid, row.phone or "", row.push_name)

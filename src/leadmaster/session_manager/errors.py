@@ -1,0 +1,124 @@
+"""Every error the session-manager answers with (CONTRACT §2.5), one class per code.
+
+    ServiceError (500 INTERNAL_ERROR)
+    ├── BadRequest (400)
+    │   ├── InvalidJson            INVALID_JSON
+    │   ├── InvalidClienteId       INVALID_CLIENTE_ID
+    │   ├── InvalidTo              INVALID_TO
+    │   ├── InvalidMessage         INVALID_MESSAGE
+    │   ├── InvalidInstanceId      INVALID_INSTANCE_ID
+    │   ├── InvalidPhone           INVALID_PHONE
+    │   ├── InvalidIdempotencyKey  INVALID_IDEMPOTENCY_KEY
+    │   ├── IdempotencyKeyReused   IDEMPOTENCY_KEY_REUSED
+    │   ├── AlreadyPaired          ALREADY_PAIRED
+    │   └── InvalidFault           INVALID_FAULT
+    ├── QrNotAvailable (404)       QR_NOT_AVAILABLE
+    ├── NoQrToScan (409)           NO_QR_TO_SCAN
+    ├── SessionNotReady (503)      SESSION_NOT_READY   (+ status, Retry-After)
+    └── SendFailedError (500)      SEND_FAILED
+
+404 NOT_FOUND, 405 METHOD_NOT_ALLOWED, 413 PAYLOAD_TOO_LARGE and 401 UNAUTHORIZED are produced by the
+shared ASGI plumbing in `leadmaster.common.asgi`.
+"""
+
+from typing import Any, ClassVar
+
+from leadmaster.contract.errors import error_body
+
+
+class ServiceError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.code, self.message, **self.extra)
+
+
+class BadRequest(ServiceError):
+    status = 400
+    code = "BAD_REQUEST"
+
+
+class InvalidJson(BadRequest):
+    code = "INVALID_JSON"
+
+
+class InvalidClienteId(BadRequest):
+    code = "INVALID_CLIENTE_ID"
+
+
+class InvalidTo(BadRequest):
+    code = "INVALID_TO"
+
+
+class InvalidMessage(BadRequest):
+    code = "INVALID_MESSAGE"
+
+
+class InvalidInstanceId(BadRequest):
+    code = "INVALID_INSTANCE_ID"
+
+
+class InvalidPhone(BadRequest):
+    code = "INVALID_PHONE"
+
+
+class InvalidIdempotencyKey(BadRequest):
+    code = "INVALID_IDEMPOTENCY_KEY"
+
+
+class IdempotencyKeyReused(BadRequest):
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class AlreadyPaired(BadRequest):
+    code = "ALREADY_PAIRED"
+
+
+class InvalidFault(BadRequest):
+    code = "INVALID_FAULT"
+
+
+class QrNotAvailable(ServiceError):
+    status = 404
+    code = "QR_NOT_AVAILABLE"
+
+
+class NoQrToScan(ServiceError):
+    status = 409
+    code = "NO_QR_TO_SCAN"
+
+
+class SessionNotReady(ServiceError):
+    status = 503
+    code = "SESSION_NOT_READY"
+
+
+class SendFailedError(ServiceError):
+    status = 500
+    code = "SEND_FAILED"
+
+
+ALL_ERRORS: tuple[type[ServiceError], ...] = (
+    ServiceError,
+    InvalidJson,
+    InvalidClienteId,
+    InvalidTo,
+    InvalidMessage,
+    InvalidInstanceId,
+    InvalidPhone,
+    InvalidIdempotencyKey,
+    IdempotencyKeyReused,
+    AlreadyPaired,
+    InvalidFault,
+    QrNotAvailable,
+    NoQrToScan,
+    SessionNotReady,
+    SendFailedError,
+)
