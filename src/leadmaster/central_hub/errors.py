@@ -126,36 +126,36 @@ def install_error_handler(app: FastAPI) -> None:
 
 
 # Every error response the public routes can give, for the OpenAPI document.
-def _doc(description: str, code: str, **extra: Any) -> dict[str, Any]:
+def doc_response(description: str, code: str, **extra: Any) -> dict[str, Any]:
     example = error_body(code, "...", **extra, request_id="3f2a9c...")
     return {"description": description, "content": {"application/json": {"example": example}}}
 
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _doc("VALIDATION_ERROR: the request is malformed", "VALIDATION_ERROR"),
-    401: _doc("UNAUTHORIZED: no or bad token / API key", "UNAUTHORIZED"),
-    403: _doc("FORBIDDEN: the caller may not act on this resource", "FORBIDDEN"),
-    404: _doc("NOT_FOUND: unknown cliente (or resource)", "NOT_FOUND"),
+    400: doc_response("VALIDATION_ERROR: the request is malformed", "VALIDATION_ERROR"),
+    401: doc_response("UNAUTHORIZED: no or bad token / API key", "UNAUTHORIZED"),
+    403: doc_response("FORBIDDEN: the caller may not act on this resource", "FORBIDDEN"),
+    404: doc_response("NOT_FOUND: unknown cliente (or resource)", "NOT_FOUND"),
 }
 UPSTREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     **AUTH_RESPONSES,
-    400: _doc(
+    400: doc_response(
         "VALIDATION_ERROR: the hub's own check, or the session-manager's 400 "
         "(`upstream_code` keeps its code)",
         "VALIDATION_ERROR", upstream_status=400, upstream_code="INVALID_TO",
     ),
-    501: _doc("NOT_SUPPORTED: not available with SESSION_MANAGER_API=single-admin", "NOT_SUPPORTED"),
-    502: _doc(
+    501: doc_response("NOT_SUPPORTED: not available with SESSION_MANAGER_API=single-admin", "NOT_SUPPORTED"),
+    502: doc_response(
         "WHATSAPP_ERROR (upstream 5xx), SESSION_MANAGER_AUTH_FAILED (upstream 401/403), "
         "SESSION_MANAGER_BAD_RESPONSE (any other status, or an unexpected body)",
         "WHATSAPP_ERROR", upstream_status=500, upstream_code="SEND_FAILED",
     ),
-    503: _doc(
+    503: doc_response(
         "SERVICE_UNAVAILABLE (upstream 409/503: session not ready; Retry-After and `status` kept), or "
         "SESSION_MANAGER_UNREACHABLE (connection refused, DNS failure, reset before a response)",
         "SERVICE_UNAVAILABLE", upstream_status=503, upstream_code="SESSION_NOT_READY", status="QR_REQUIRED",
     ),
-    504: _doc(
+    504: doc_response(
         "SESSION_MANAGER_TIMEOUT: connect or read timeout", "SESSION_MANAGER_TIMEOUT", upstream_status=None
     ),
 }

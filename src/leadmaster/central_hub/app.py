@@ -1,0 +1,52 @@
+"""Composition root: create_app(settings) wires the Hub, the routes, the middleware and the dashboard."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+
+from leadmaster.central_hub.api.routes import admin, auth, me, system, whatsapp
+from leadmaster.central_hub.config import Settings
+from leadmaster.central_hub.errors import install_error_handler
+from leadmaster.central_hub.hub import Hub
+from leadmaster.central_hub.web import mount_dashboard
+from leadmaster.common.asgi import RequestContextMiddleware, install_json_errors
+from leadmaster.common.logs import request_id_var
+
+VERSION = "0.1.0"
+
+
+def create_app(settings: Settings, *, logger: logging.Logger | None = None) -> FastAPI:
+    logger = logger or logging.getLogger("leadmaster.central_hub")
+    hub = Hub(settings, logger)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    app = FastAPI(
+        title="LeadMaster central hub",
+        version=VERSION,
+        description="Business API over the session-manager: auth, tenant isolation, error mapping, "
+        "interaction log. Every error body is `{success:false, code, message, request_id, ...}`.",
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    for module in (auth, whatsapp, me, admin, system):
+        app.include_router(module.router)
+
+    def request_extra(_: Request) -> dict[str, Any]:
+        return {"request_id": request_id_var.get()}
+
+    install_json_errors(app, "VALIDATION_ERROR", request_extra)
+    install_error_handler(app)
+    # Pure ASGI (not BaseHTTPMiddleware): it sits on every send. Auth is per route, so no api_key here.
+    app.add_middleware(RequestContextMiddleware, logger=logger, observe=hub.observe_request)
+    mount_dashboard(app)
+    return app

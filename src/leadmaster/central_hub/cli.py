@@ -1,0 +1,35 @@
+"""`central-hub` console script: validate settings (exit 2 on a bad one), then serve with uvicorn."""
+
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from leadmaster.central_hub.config import Settings, describe_error
+from leadmaster.common.logs import configure_logging
+
+
+def main() -> None:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # One line, naming the variable and its value (CONTRACT §3.1); exit 2 = bad configuration.
+        print(f"central-hub: {describe_error(exc)}", file=sys.stderr)
+        sys.exit(2)
+    configure_logging("central-hub", settings.log_level)
+    from leadmaster.central_hub.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        lifespan="on",
+    )
+
+
+if __name__ == "__main__":
+    main()
