@@ -22,7 +22,7 @@ def is_loopback(host: str) -> bool:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SESSION_MANAGER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SESSION_MANAGER_", extra="ignore", populate_by_name=True)
 
     port: int = Field(3001, validation_alias="PORT", ge=0, le=65535)
     host: str = "127.0.0.1"
