@@ -194,7 +194,8 @@ class Store:
                 .where(sandbox_outbox.c.instance_id == instance_id)
                 .order_by(sandbox_outbox.c.id)
             ).all()
-        return [r._asdict() for r in rows]
+        # Keys can come back as sqlalchemy's quoted_name ("to" is an SQL keyword): orjson wants plain str.
+        return [{str(k): v for k, v in r._mapping.items()} for r in rows]
 
 
 def _instance(row: Any) -> InstanceRow:
