@@ -58,6 +58,7 @@ class Hub:
     async def start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # import-time noise
         engine = make_engine(s.resolved_database_url)
         await asyncio.to_thread(migrate, engine)
         self.db = Database(engine)

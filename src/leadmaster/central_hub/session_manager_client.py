@@ -258,7 +258,10 @@ class SessionManagerClient:
             raise RuntimeError("SessionManagerClient.start() was not awaited")
         status: int | None = None
         try:
-            async with self._session.request(method, url, data=data, headers=headers) as resp:
+            # A redirect is "any other status" (§3.4), never followed.
+            async with self._session.request(
+                method, url, data=data, headers=headers, allow_redirects=False
+            ) as resp:
                 status = resp.status
                 body = await resp.read()
                 return UpstreamResponse(resp.status, body, resp.headers.get("Content-Type", ""), resp.headers)

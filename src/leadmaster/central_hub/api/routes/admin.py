@@ -75,10 +75,10 @@ async def create_cliente(body: ClienteIn, _: AdminPrincipal, hub: HubDep) -> dic
 
 
 @router.get("/clientes")
-async def list_clientes(_: AdminPrincipal, hub: HubDep) -> dict[str, Any]:
+async def list_clientes(_: AdminPrincipal, hub: HubDep) -> list[dict[str, Any]]:
     """Every cliente."""
     rows = await hub.db.run(repo.clientes)
-    return {"items": [repo.cliente_out(c) for c in rows]}
+    return [repo.cliente_out(c) for c in rows]
 
 
 @router.post("/users", status_code=201)
@@ -103,10 +103,10 @@ async def create_user(body: UserIn, _: AdminPrincipal, hub: HubDep) -> dict[str,
 
 
 @router.get("/users")
-async def list_users(_: AdminPrincipal, hub: HubDep) -> dict[str, Any]:
+async def list_users(_: AdminPrincipal, hub: HubDep) -> list[dict[str, Any]]:
     """Every user (hub extension)."""
     rows = await hub.db.run(repo.users)
-    return {"items": [repo.user_out(u) for u in rows]}
+    return [repo.user_out(u) for u in rows]
 
 
 @router.post("/api-keys", status_code=201)
@@ -127,10 +127,10 @@ async def create_api_key(body: ApiKeyIn, _: AdminPrincipal, hub: HubDep) -> dict
 
 
 @router.get("/api-keys")
-async def list_api_keys(_: AdminPrincipal, hub: HubDep) -> dict[str, Any]:
+async def list_api_keys(_: AdminPrincipal, hub: HubDep) -> list[dict[str, Any]]:
     """Every API key, without the keys themselves (hub extension)."""
     rows = await hub.db.run(repo.api_keys)
-    return {"items": [repo.api_key_out(k) for k in rows]}
+    return [repo.api_key_out(k) for k in rows]
 
 
 @router.delete("/api-keys/{key_id}", status_code=204)

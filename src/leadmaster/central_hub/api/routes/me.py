@@ -21,7 +21,7 @@ async def me(principal: CurrentPrincipal) -> dict[str, Any]:
 
 
 @router.get("/clientes")
-async def my_clientes(principal: CurrentPrincipal, hub: HubDep) -> dict[str, Any]:
+async def my_clientes(principal: CurrentPrincipal, hub: HubDep) -> list[dict[str, Any]]:
     """Clientes the caller may act on: all for an admin, its own for a user."""
     if principal.is_admin:
         rows = await hub.db.run(repo.clientes)
@@ -30,7 +30,7 @@ async def my_clientes(principal: CurrentPrincipal, hub: HubDep) -> dict[str, Any
     else:
         only = principal.cliente_id
         rows = await hub.db.run(lambda s: repo.clientes(s, only=only))
-    return {"items": [repo.cliente_out(c) for c in rows]}
+    return [repo.cliente_out(c) for c in rows]
 
 
 @router.get("/whatsapp/{cliente_id}/interactions", tags=["whatsapp"])
