@@ -8,6 +8,7 @@ except the sandbox helpers in `sandbox.py`, which go through the hub's session-m
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from leadmaster.central_hub.web import sandbox
 from leadmaster.central_hub.web.pages import STATIC_DIR, router
 
 
@@ -15,3 +16,4 @@ def mount_dashboard(app: FastAPI) -> None:
     """Attach the dashboard's pages and static files to the hub's app."""
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(router)
+    app.include_router(sandbox.router)

@@ -114,8 +114,10 @@ document.addEventListener("DOMContentLoaded", async () => {
       } catch (err) {
         toast(describe(err), true);
       }
-      await refresh();
     });
+    // After busy() re-enabled the button, so render() has the last word on which buttons apply.
+    await refresh();
+    refreshLog();
   }
 
   $("btn-connect").addEventListener("click", (e) => action(e.currentTarget, `${base}/connect`));
@@ -160,7 +162,7 @@ document.addEventListener("DOMContentLoaded", async () => {
           { to: $("send-to").value.trim(), message: $("send-text").value },
           { "Idempotency-Key": idempotencyKey() });
         const d = data.data || {};
-        show(out, `✓ ${data.message || "Message sent"} to ${d.jid || d.to} · id ${d.message_id}`, false);
+        show(out, `✓ ${data.message || "Message sent"} to ${d.to || d.jid} · id ${d.message_id}`, false);
       } catch (err) {
         show(out, `✗ Not sent: ${describe(err)}`, true);
       }
