@@ -138,13 +138,20 @@ def test_first_time_admin_links_whatsapp_and_sends_a_message(
     expect(qr).to_have_attribute("data-raw", upstream["raw"])
     assert decode_qr(str(qr.get_attribute("src"))) == upstream["raw"]
 
+    # The alternative to scanning: a pairing code to type on the phone.
+    page.get_by_text("Link with a phone number instead of a QR code").click()
+    page.get_by_label("Phone number (international, digits only)").fill("5491100000000")
+    page.get_by_role("button", name="Get pairing code").click()
+    expect(page.locator("#pair-code")).to_have_text(re.compile(r"^[A-Z0-9]{4}-[A-Z0-9]{4}$"))
+    shot(page, screenshots, "05b-pairing-code")
+
     # Sending before the phone is linked shows the hub's mapped error, not raw JSON.
     page.get_by_label("To (phone number)").fill("5491123456789")
     page.get_by_role("button", name="Send", exact=True).click()
     outcome = page.locator("#send-outcome")
     expect(outcome).to_contain_text("Not sent")
     expect(outcome).to_contain_text("SERVICE_UNAVAILABLE")
-    expect(outcome).to_contain_text("not ready")
+    expect(outcome).to_contain_text("WhatsApp session not ready")
     shot(page, screenshots, "06-send-not-ready")
 
     page.get_by_role("button", name="Simulate scan (sandbox)").click()
@@ -171,6 +178,7 @@ def test_first_time_admin_links_whatsapp_and_sends_a_message(
     page.set_viewport_size({"width": 390, "height": 844})
     page.reload()
     expect(badge).to_have_text("READY")
+    expect(page.locator("#log-body tr").first).to_contain_text("send")
     shot(page, screenshots, "10-phone-cliente")
     page.close()
 

@@ -2,7 +2,7 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", async () => {
-  const { api, el, $, describe, show, busy } = window.LM;
+  const { api, el, $, describe, explain, show, busy } = window.LM;
 
   try {
     const me = await window.LM.requireLogin();
@@ -42,7 +42,7 @@ document.addEventListener("DOMContentLoaded", async () => {
           form.reset();
           await loadClientes();
         } catch (err) {
-          show(out, `✗ ${describe(err)}`, true);
+          explain(out, "✗ ", err);
         }
       });
     });

@@ -2,7 +2,7 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", async () => {
-  const { api, el, $, setBadge, describe, show, toast, poll, busy, formatTime } = window.LM;
+  const { api, el, $, setBadge, describe, explain, show, toast, poll, busy, formatTime } = window.LM;
   const id = Number(document.body.dataset.clienteId);
   const base = `/api/whatsapp/${id}`;
   // Polling reads are logged by the hub like any call; hidden by default so sends and links stand out.
@@ -50,6 +50,10 @@ document.addEventListener("DOMContentLoaded", async () => {
   } catch (err) { sandbox = false; }
 
   function render(newStatus, reason) {
+    // A "not ready" result from before the link would read as current once READY: drop it.
+    if (newStatus === "READY" && status && status !== "READY" && $("send-outcome").classList.contains("is-error")) {
+      $("send-outcome").hidden = true;
+    }
     status = newStatus;
     setBadge($("status-badge"), status);
     $("link-hint").textContent = HINTS[status] || "";
@@ -139,10 +143,12 @@ document.addEventListener("DOMContentLoaded", async () => {
         const data = await api("POST", `${base}/pair-code`, { phone: $("pair-phone").value.trim() });
         out.replaceChildren(data.code);
         out.classList.remove("form-error");
-        out.title = "On the phone: Linked devices → Link a device → Link with phone number instead";
+        $("pair-help").hidden = false;
       } catch (err) {
         out.replaceChildren(describe(err));
         out.classList.add("form-error");
+        $("pair-help").hidden = true;
+        if (err.body && err.body.message) out.append(el("small", { class: "detail", text: err.body.message }));
       }
       out.hidden = false;
     });
@@ -164,7 +170,7 @@ document.addEventListener("DOMContentLoaded", async () => {
         const d = data.data || {};
         show(out, `✓ ${data.message || "Message sent"} to ${d.to || d.jid} · id ${d.message_id}`, false);
       } catch (err) {
-        show(out, `✗ Not sent: ${describe(err)}`, true);
+        explain(out, "✗ Not sent: ", err);
       }
       refreshLog();
     });

@@ -76,13 +76,56 @@ window.LM = (() => {
     node.dataset.status = status || "";
   }
 
-  /* Shows a hub error the way the API states it: its sentence, then its code. */
-  function describe(err) {
+  /* Plain-language headline per hub error code (CONTRACT §3.4); the hub's own sentence follows as detail. */
+  const HEADLINES = {
+    SERVICE_UNAVAILABLE: "WhatsApp session not ready",
+    VALIDATION_ERROR: "The request was refused as invalid",
+    WHATSAPP_ERROR: "WhatsApp failed the request",
+    SESSION_MANAGER_UNREACHABLE: "The session-manager is not reachable",
+    SESSION_MANAGER_TIMEOUT: "The session-manager did not answer in time",
+    SESSION_MANAGER_AUTH_FAILED: "The hub's and the session-manager's API keys do not match",
+    SESSION_MANAGER_BAD_RESPONSE: "The session-manager gave an unexpected answer",
+    UNAUTHORIZED: "Please sign in again",
+    INVALID_CREDENTIALS: "Wrong username or password",
+    FORBIDDEN: "Not allowed for your account",
+    NOT_FOUND: "Not found",
+    CONFLICT: "That already exists",
+    NOT_SUPPORTED: "Not supported by this setup",
+    NETWORK_ERROR: "Could not reach the hub",
+  };
+  // The session-manager's own code, kept by the hub as upstream_code, is more precise when present.
+  const UPSTREAM_HEADLINES = {
+    INVALID_TO: "Not a phone number: use 7 to 15 digits, optionally with a leading +",
+    INVALID_MESSAGE: "The message is empty or too long",
+    ALREADY_PAIRED: "This cliente's WhatsApp is already linked",
+    NO_QR_TO_SCAN: "There is no QR code to scan right now",
+    SEND_FAILED: "WhatsApp did not accept the message",
+  };
+
+  function headline(err) {
     if (!(err instanceof ApiError)) return String(err && err.message ? err.message : err);
-    const extra = [err.code];
-    if (err.body.upstream_code) extra.push(err.body.upstream_code);
-    if (err.body.status) extra.push("status " + err.body.status);
-    return err.message + " (" + extra.join(", ") + ")";
+    return UPSTREAM_HEADLINES[err.body.upstream_code] || HEADLINES[err.code] || err.message;
+  }
+
+  function codes(err) {
+    const parts = [err.code];
+    if (err.body.upstream_code) parts.push(err.body.upstream_code);
+    if (err.body.status) parts.push("session " + err.body.status);
+    return parts.join(", ");
+  }
+
+  /* One line for toasts: the headline and the codes, e.g. "WhatsApp session not ready (SERVICE_UNAVAILABLE)". */
+  function describe(err) {
+    if (!(err instanceof ApiError)) return headline(err);
+    return headline(err) + " (" + codes(err) + ")";
+  }
+
+  /* An outcome box: headline and codes, then the hub's full sentence in small print. */
+  function explain(node, prefix, err) {
+    const detail = err instanceof ApiError && err.message !== headline(err) ? err.message : "";
+    node.replaceChildren(prefix + describe(err), detail ? el("small", { class: "detail", text: detail }) : "");
+    node.classList.add("is-error");
+    node.hidden = false;
   }
 
   function show(node, text, isError) {
@@ -130,10 +173,12 @@ window.LM = (() => {
     return me;
   }
 
+  /* Today's entries show the time only: the log is read to follow what just happened. */
   function formatTime(value) {
     if (!value) return "";
     const d = new Date(value);
-    return isNaN(d) ? String(value) : d.toLocaleString();
+    if (isNaN(d)) return String(value);
+    return d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
   }
 
   document.addEventListener("DOMContentLoaded", () => {
@@ -141,5 +186,5 @@ window.LM = (() => {
     if (out) out.addEventListener("click", () => { setToken(null); location.replace("/login"); });
   });
 
-  return { api, ApiError, el, $, setBadge, describe, show, toast, poll, busy, requireLogin, setToken, token, formatTime };
+  return { api, ApiError, el, $, setBadge, describe, explain, show, toast, poll, busy, requireLogin, setToken, token, formatTime };
 })();
