@@ -68,6 +68,7 @@ def _spawn(name: str, module: str, port: int, env: dict[str, str]) -> Child:
         process_group=0,
     )
     child = Child(name, port, proc)
+    say(f"{PREFIX} {name} started (pid {proc.pid})")
     threading.Thread(target=_pump, args=(child,), name=f"log-{name}", daemon=True).start()
     return child
 
