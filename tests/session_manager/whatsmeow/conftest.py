@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -57,7 +58,9 @@ class Recorder:
                 if result:
                     return result
                 self.changed.clear()
-                await self.changed.wait()
+                # Also re-checks now and then: some conditions (a file gone) raise no event.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.changed.wait(), 0.05)
 
     async def wait_status(self, instance_id: str, status: SessionStatus, reason: str | None = None,
                           within: float = 10.0) -> None:
@@ -67,7 +70,8 @@ class Recorder:
         try:
             await self.wait(seen, within)
         except TimeoutError:
-            raise AssertionError(f"{instance_id}: no {status} {reason}; saw {self.statuses(instance_id)}") from None
+            seen_so_far = self.statuses(instance_id)
+            raise AssertionError(f"{instance_id}: no {status} {reason}; saw {seen_so_far}") from None
 
 
 def make_engine(data_dir: Path, **options: Any) -> WhatsmeowEngine:

@@ -7,6 +7,7 @@ Events are driven into the worker through neonize's entry points (the QR and log
 from __future__ import annotations
 
 import asyncio
+import itertools
 import subprocess
 import sys
 import time
@@ -38,7 +39,7 @@ async def test_dial_through_refusing_proxy_reports_connect_failed_and_backs_off(
     for (_, attempt, wait), nominal in zip(attempts, [0.1, 0.2, 0.4, 0.4, 0.4], strict=True):
         assert nominal * 0.8 <= wait <= min(0.4, nominal * 1.2), (attempt, wait)
     # The next dial really waited that long (the refused dial itself takes milliseconds).
-    for (t0, _, wait), (t1, _, _) in zip(attempts, attempts[1:], strict=False):
+    for (t0, _, wait), (t1, _, _) in itertools.pairwise(attempts):
         assert t1 - t0 >= wait * 0.9
     assert rec.statuses("dial")[-1] == (S.ERROR, Reason.CONNECT_FAILED)
     assert (engine.settings.data_dir / "whatsmeow" / "dial.sqlite3").exists()
@@ -108,7 +109,8 @@ async def test_scan_pairs_then_ready_then_network_drops_and_recovers(shared):
     await rec.wait(lambda: rec.statuses("pair")[-1] == (S.DISCONNECTED, Reason.CONNECTION_LOST))
     await engine.test_drive("pair", [{"event": "ConnectedEv", "fields": {"status": True}}])
     await rec.wait(lambda: rec.statuses("pair")[-1] == (S.READY, None))
-    await engine.test_drive("pair", [{"event": "KeepAliveTimeoutEv", "fields": {"ErrorCount": 3, "LastSuccess": 0}}])
+    keepalive_timeout = {"event": "KeepAliveTimeoutEv", "fields": {"ErrorCount": 3, "LastSuccess": 0}}
+    await engine.test_drive("pair", [keepalive_timeout])
     await rec.wait(lambda: rec.statuses("pair")[-1] == (S.DISCONNECTED, Reason.CONNECTION_LOST))
     await engine.test_drive("pair", [{"event": "KeepAliveRestoredEv"}])
     await rec.wait(lambda: rec.statuses("pair")[-1] == (S.READY, None))
@@ -119,7 +121,8 @@ async def test_scan_pairs_then_ready_then_network_drops_and_recovers(shared):
 @pytest.mark.parametrize(("instance_id", "event", "fields", "reason"), [
     ("banned", "TemporaryBanEv", {"Code": "SEND_TO_TOO_MANY_PEOPLE", "Expire": 3600}, Reason.TEMPORARY_BAN),
     ("replaced", "StreamReplacedEv", {}, Reason.STREAM_REPLACED),
-    ("refused", "ConnectFailureEv", {"Reason": "SERVICE_UNAVAILABLE", "Message": "503", "Raw": {"Tag": "failure"}}, Reason.CONNECT_FAILED),
+    ("refused", "ConnectFailureEv",
+     {"Reason": "SERVICE_UNAVAILABLE", "Message": "503", "Raw": {"Tag": "failure"}}, Reason.CONNECT_FAILED),
 ])
 async def test_library_errors_end_in_error_with_their_reason(shared, instance_id, event, fields, reason):
     engine, rec = shared
@@ -197,11 +200,11 @@ async def test_test_hooks_are_refused_unless_enabled(tmp_path):
         assert time.monotonic() - started < 10
 
 
-def test_api_process_never_imports_neonize():
+async def test_api_process_never_imports_neonize():
     code = (
         "import sys; from leadmaster.session_manager.engines.whatsmeow import WhatsmeowEngine; "
         "import leadmaster.session_manager.engines.whatsmeow.engine; "
         "assert 'neonize' not in sys.modules, 'neonize imported'"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    await asyncio.to_thread(subprocess.run, [sys.executable, "-c", code], check=True, timeout=60)
     assert WhatsmeowEngine.name == "whatsmeow"

@@ -13,9 +13,11 @@ import contextlib
 import json
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from leadmaster.common.logs import log
 
@@ -35,10 +37,20 @@ class DeviceJid:
         return f"{self.user}:{self.device}@{self.server}" if self.device else f"{self.user}@{self.server}"
 
 
+def go_postgres_url(url: str) -> str:
+    """The store URL as Go's lib/pq (and psycopg) read it: no SQLAlchemy `+driver`, TLS off on loopback."""
+    parts = urlsplit(re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", url))
+    query = parse_qs(parts.query)
+    # lib/pq defaults to sslmode=require (libpq: prefer), which a local server without TLS refuses.
+    if "sslmode" not in query and (parts.hostname or "localhost") in ("localhost", "127.0.0.1", "::1"):
+        query["sslmode"] = ["disable"]
+    return urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+
+
 class Credentials:
     def __init__(self, data_dir: Path, store_url: str | None) -> None:
         self.root = data_dir / "whatsmeow"
-        self.store_url = store_url
+        self.store_url = go_postgres_url(store_url) if store_url else None
         self._map_path = self.root / "devices.json"
         self._lock = threading.Lock()
 

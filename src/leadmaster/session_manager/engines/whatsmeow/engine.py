@@ -111,7 +111,7 @@ class WhatsmeowEngine(Engine):
         worker = self._worker
         if worker is not None and worker.alive:
             with contextlib.suppress(WorkerGone, WorkerTimeout, WorkerError):
-                await worker.call("shutdown", {"budget": 3.0}, timeout=4.0)
+                await worker.call("shutdown", {"budget": 3.0}, within=4.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(worker.exited.wait(), max(0.1, min(1.0, deadline - time.monotonic())))
             await worker.terminate(grace=max(0.1, min(2.0, deadline - time.monotonic() - 2.0)))
@@ -142,7 +142,7 @@ class WhatsmeowEngine(Engine):
         self._wanted.pop(instance_id, None)
         self._ended.discard(instance_id)
         self._accounts.pop(instance_id, None)
-        if not await self._best_effort("logout", instance_id, timeout=15.0):
+        if not await self._best_effort("logout", instance_id, within=15.0):
             # No worker to unlink through: at least the credentials go.
             await asyncio.to_thread(self.credentials.delete, instance_id)
 
@@ -165,13 +165,14 @@ class WhatsmeowEngine(Engine):
 
     async def send_text(self, instance_id: str, jid: str, text: str) -> SentMessage:
         try:
-            result = await self._call("send", {"instance": instance_id, "jid": jid, "text": text}, SEND_RPC_TIMEOUT)
+            args = {"instance": instance_id, "jid": jid, "text": text}
+            result = await self._call("send", args, SEND_RPC_TIMEOUT)
         except WorkerError as exc:
             if exc.kind == protocol.NOT_READY:
                 raise EngineNotReady(str(exc)) from exc
             raise SendFailed(str(exc)) from exc
         except (WorkerTimeout, WorkerGone) as exc:
-            # The worker may or may not have handed it to WhatsApp; the caller retries with its idempotency key.
+            # Maybe handed to WhatsApp, maybe not: the caller may retry with its idempotency key.
             raise SendFailed(f"the WhatsApp worker failed during the send: {exc}") from exc
         return SentMessage(str(result["id"]), _timestamp(int(result.get("timestamp") or 0)))
 
@@ -194,8 +195,9 @@ class WhatsmeowEngine(Engine):
     async def test_drive(self, instance_id: str, steps: list[dict[str, Any]]) -> None:
         await self._call("test_drive", {"instance": instance_id, "steps": steps}, CALL_TIMEOUT)
 
-    async def call_worker(self, op: str, args: dict[str, Any] | None = None, timeout: float = CALL_TIMEOUT) -> Any:
-        return await self._call(op, args or {}, timeout)
+    async def call_worker(self, op: str, args: dict[str, Any] | None = None,
+                          within: float = CALL_TIMEOUT) -> Any:
+        return await self._call(op, args or {}, within)
 
     async def wait_ready(self, within: float = 60.0) -> int:
         """Wait until a worker is up (tests, benches); returns its pid."""
@@ -275,7 +277,7 @@ class WhatsmeowEngine(Engine):
         while worker.alive:
             await asyncio.sleep(self.ping_interval)
             try:
-                await worker.call("ping", timeout=self.ping_timeout)
+                await worker.call("ping", within=self.ping_timeout)
             except WorkerTimeout:
                 log(logger, logging.ERROR, "whatsmeow worker unresponsive; killing it", worker_pid=worker.pid)
                 worker.kill()
@@ -288,7 +290,7 @@ class WhatsmeowEngine(Engine):
         self._recycling = True
         log(logger, logging.INFO, "recycling the whatsmeow worker", worker_pid=worker.pid)
         with contextlib.suppress(WorkerGone, WorkerTimeout, WorkerError):
-            await worker.call("shutdown", {"budget": 3.0}, timeout=4.0)
+            await worker.call("shutdown", {"budget": 3.0}, within=4.0)
         await worker.terminate(grace=2.0)
 
     # -- events from the worker ------------------------------------------------------------------
@@ -333,12 +335,12 @@ class WhatsmeowEngine(Engine):
 
     # -- calls -----------------------------------------------------------------------------------
 
-    async def _call(self, op: str, args: dict[str, Any], timeout: float) -> Any:
+    async def _call(self, op: str, args: dict[str, Any], within: float) -> Any:
         worker = self._worker
         if not self._ready or worker is None:
             raise EngineNotReady("the WhatsApp worker is (re)starting; try again in a few seconds")
         try:
-            return await worker.call(op, args, timeout)
+            return await worker.call(op, args, within)
         except WorkerGone as exc:
             raise EngineNotReady(f"the WhatsApp worker stopped: {exc}") from exc
 
@@ -350,9 +352,9 @@ class WhatsmeowEngine(Engine):
             log(logger, logging.WARNING, "connect not delivered to the worker", instance_id=instance_id,
                 error=repr(exc)[:300])
 
-    async def _best_effort(self, op: str, instance_id: str, timeout: float = CALL_TIMEOUT) -> bool:
+    async def _best_effort(self, op: str, instance_id: str, within: float = CALL_TIMEOUT) -> bool:
         try:
-            await self._call(op, {"instance": instance_id}, timeout)
+            await self._call(op, {"instance": instance_id}, within)
             return True
         except (EngineNotReady, WorkerError, WorkerTimeout) as exc:
             log(logger, logging.WARNING, f"{op} not confirmed by the worker", instance_id=instance_id,

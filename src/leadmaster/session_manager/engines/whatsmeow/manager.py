@@ -163,12 +163,15 @@ class Manager:
         session = self._live(instance, SessionStatus.READY)
         assert session.client is not None
         user, _, server = jid.partition("@")
-        to = JID(User=user, Server=server or "s.whatsapp.net", Device=0, RawAgent=0, Integrator=0, IsEmpty=False)
+        to = JID(User=user, Server=server or "s.whatsapp.net", Device=0, RawAgent=0, Integrator=0,
+                 IsEmpty=False)
+        # A Message, never a str: neonize would scan a str for group mentions over the network.
+        sending = session.client.send_message(to, Message(conversation=text))
         try:
-            # A Message, never a str: neonize would scan a str for group mentions over the network.
-            resp = await asyncio.wait_for(session.client.send_message(to, Message(conversation=text)), SEND_TIMEOUT)
+            resp = await asyncio.wait_for(sending, SEND_TIMEOUT)
         except TimeoutError as exc:
-            raise OpError(protocol.SEND_FAILED, f"WhatsApp did not confirm the send within {SEND_TIMEOUT:.0f}s") from exc
+            message = f"WhatsApp did not confirm the send within {SEND_TIMEOUT:.0f}s"
+            raise OpError(protocol.SEND_FAILED, message) from exc
         except NeonizeError as exc:
             raise OpError(protocol.SEND_FAILED, f"WhatsApp failed the send: {exc}") from exc
         return {"id": resp.ID, "timestamp": int(resp.Timestamp)}
@@ -181,7 +184,8 @@ class Manager:
         sessions = list(self.sessions.values())
         self.sessions.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*(s.drop() for s in sessions), return_exceptions=True), budget)
+            drops = asyncio.gather(*(s.drop() for s in sessions), return_exceptions=True)
+            await asyncio.wait_for(drops, budget)
         return {"stopped": len(sessions)}
 
     async def op_test_attach(self, instance: str, gen: int) -> dict[str, Any]:
@@ -204,7 +208,7 @@ class Manager:
         """Test hook: block this worker's event loop, as a stuck Go call holding the GIL would."""
         import time
 
-        time.sleep(seconds)
+        time.sleep(seconds)  # noqa: ASYNC251 - blocking on purpose
         return {"slept": seconds}
 
     # -- internals -------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ class WorkerProcess:
         self._dumping = False
         self.exited = asyncio.Event()
 
-    async def spawn(self, init_args: dict[str, Any], timeout: float) -> None:
+    async def spawn(self, init_args: dict[str, Any], within: float) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", WORKER_MODULE,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -69,13 +69,13 @@ class WorkerProcess:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._read_frames()), loop.create_task(self._read_stderr()),
                        loop.create_task(self._watch_exit())]
-        await self.call("init", init_args, timeout)
+        await self.call("init", init_args, within)
 
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
 
-    async def call(self, op: str, args: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
+    async def call(self, op: str, args: dict[str, Any] | None = None, within: float = 10.0) -> Any:
         if not self.alive:
             raise WorkerGone("the worker is not running")
         assert self.proc is not None and self.proc.stdin is not None
@@ -84,11 +84,11 @@ class WorkerProcess:
         self._pending[rid] = future
         try:
             self.proc.stdin.write(protocol.encode({"id": rid, "op": op, "args": args or {}}))
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(within):
                 await self.proc.stdin.drain()
                 return await future
         except TimeoutError as exc:
-            raise WorkerTimeout(f"worker gave no answer to {op!r} within {timeout:g}s") from exc
+            raise WorkerTimeout(f"worker gave no answer to {op!r} within {within:g}s") from exc
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise WorkerGone(f"worker pipe closed during {op!r}") from exc
         finally:
@@ -139,7 +139,8 @@ class WorkerProcess:
                     if message.get("ok"):
                         future.set_result(message.get("result"))
                     else:
-                        future.set_exception(WorkerError(str(message.get("error")), str(message.get("message"))))
+                        error = WorkerError(str(message.get("error")), str(message.get("message")))
+                        future.set_exception(error)
             else:
                 try:
                     self.on_event(message)

@@ -3,8 +3,9 @@
 Parent → worker, on the worker's stdin: `{"id": n, "op": "...", "args": {...}}`.
 Worker → parent, on a duplicate of the worker's original stdout (fd 1 itself is pointed at stderr so that
 raw Go output can never corrupt a frame):
-  replies `{"id": n, "ok": true, "result": ...}` / `{"id": n, "ok": false, "error": <kind>, "message": "..."}`,
-  events  `{"ev": "status"|"qr"|"paired"|"unpaired"|"ready"|"recycle", "instance": ..., "gen": ..., ...}`.
+  replies `{"id": n, "ok": true, "result": ...}`
+       or `{"id": n, "ok": false, "error": <kind>, "message": "..."}`,
+  events  `{"ev": "status"|"qr"|"paired"|"unpaired"|"ended"|"recycle", "instance": ..., "gen": ..., ...}`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from neonize._binder import ProxySettings, gocode
+from neonize._binder import ProxySettings
 from neonize.aioze.client import NewAClient
 from neonize.aioze.events import (
     ClientOutdatedEv,
@@ -34,7 +34,7 @@ from neonize.exc import NeonizeError
 from leadmaster.common.logs import log
 from leadmaster.contract.status import Reason, SessionStatus
 from leadmaster.session_manager.engines.whatsmeow import backoff
-from leadmaster.session_manager.engines.whatsmeow.credentials import Credentials, DeviceJid
+from leadmaster.session_manager.engines.whatsmeow.credentials import DeviceJid
 
 if TYPE_CHECKING:
     from leadmaster.session_manager.engines.whatsmeow.manager import Manager
@@ -68,7 +68,7 @@ class Client(NewAClient):  # type: ignore[misc]
 
     on_login_status: Callable[[str], None] | None = None
 
-    def _NewAClient__onLoginStatus(self, uuid: int, status: int) -> None:  # noqa: N802 - neonize's name
+    def _NewAClient__onLoginStatus(self, uuid: int, status: int) -> None:
         callback = self.on_login_status
         if callback is not None and status:
             callback(ctypes.string_at(status).decode(errors="replace"))
@@ -123,7 +123,8 @@ class Session:
                           Integrator=0, IsEmpty=False)
             else:
                 new_device = True
-        client = Client(creds.database(self.instance_id), jid=jid, uuid=self.instance_id, new_device=new_device)
+        client = Client(creds.database(self.instance_id), jid=jid, uuid=self.instance_id,
+                        new_device=new_device)
         # Our own key on the Go side (neonize would use the phone number when resuming by JID), and no
         # GC finalizer: a collected old client would otherwise Stop() the live one of the same key.
         client.uuid = self.instance_id.encode()

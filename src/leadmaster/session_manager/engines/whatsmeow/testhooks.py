@@ -11,7 +11,7 @@ import ctypes
 import time
 from typing import Any
 
-from google.protobuf import json_format
+from google.protobuf import json_format  # type: ignore[import-untyped]
 from neonize._binder import func_callback_bytes, func_string
 from neonize.aioze import events as neonize_events
 from neonize.events import EVENT_TO_INT
@@ -22,11 +22,13 @@ from leadmaster.session_manager.engines.whatsmeow.sessions import Client
 
 def _event_class(name: str) -> type[Any]:
     if name == "Device":
-        return Device
+        device: type[Any] = Device
+        return device
     cls = getattr(neonize_events, name, None)
     if cls is None or cls not in EVENT_TO_INT:
         raise ValueError(f"not a neonize event: {name!r}")
-    return cls  # type: ignore[no-any-return]
+    found: type[Any] = cls
+    return found
 
 
 def drive(client: Client, steps: list[dict[str, Any]]) -> None:

@@ -9,6 +9,7 @@ engine folds into its JSON logs, so raw Go prints never reach the console.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import resource
@@ -44,10 +45,9 @@ def _configure_logging(level: str) -> None:
 def _raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
-        except (ValueError, OSError):
-            pass
+        target = hard if hard != resource.RLIM_INFINITY else 65536
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 async def _serve(frames_fd: int) -> None:
@@ -55,7 +55,8 @@ async def _serve(frames_fd: int) -> None:
     loop.set_default_executor(ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="neonize"))
 
     reader = asyncio.StreamReader(limit=protocol.MAX_FRAME)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(0, "rb", buffering=0))
+    stdin = os.fdopen(0, "rb", buffering=0)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
     transport, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(frames_fd, "wb", buffering=0))
 
     def emit(message: dict[str, Any]) -> None:
