@@ -166,13 +166,14 @@ class WhatsmeowEngine(Engine):
     async def send_text(self, instance_id: str, jid: str, text: str) -> SentMessage:
         try:
             args = {"instance": instance_id, "jid": jid, "text": text}
-            result = await self._call("send", args, SEND_RPC_TIMEOUT)
+            # Lost in flight: maybe handed to WhatsApp, maybe not; the caller may retry with its
+            # idempotency key.
+            result = await self._call("send", args, SEND_RPC_TIMEOUT, lost=SendFailed)
         except WorkerError as exc:
             if exc.kind == protocol.NOT_READY:
                 raise EngineNotReady(str(exc)) from exc
             raise SendFailed(str(exc)) from exc
-        except (WorkerTimeout, WorkerGone) as exc:
-            # Maybe handed to WhatsApp, maybe not: the caller may retry with its idempotency key.
+        except WorkerTimeout as exc:
             raise SendFailed(f"the WhatsApp worker failed during the send: {exc}") from exc
         return SentMessage(str(result["id"]), _timestamp(int(result.get("timestamp") or 0)))
 
@@ -335,14 +336,16 @@ class WhatsmeowEngine(Engine):
 
     # -- calls -----------------------------------------------------------------------------------
 
-    async def _call(self, op: str, args: dict[str, Any], within: float) -> Any:
+    async def _call(self, op: str, args: dict[str, Any], within: float,
+                    lost: type[EngineError] = EngineNotReady) -> Any:
+        """One RPC; `lost` is raised when the worker dies with the call in flight."""
         worker = self._worker
         if not self._ready or worker is None:
             raise EngineNotReady("the WhatsApp worker is (re)starting; try again in a few seconds")
         try:
             return await worker.call(op, args, within)
         except WorkerGone as exc:
-            raise EngineNotReady(f"the WhatsApp worker stopped: {exc}") from exc
+            raise lost(f"the WhatsApp worker stopped: {exc}") from exc
 
     async def _send_connect(self, instance_id: str, gen: int) -> None:
         try:

@@ -204,6 +204,11 @@ class Manager:
         await asyncio.to_thread(drive, session.client, steps)
         return {"driven": len(steps)}
 
+    async def op_test_go_crash(self) -> dict[str, Any]:
+        """Test hook: a real Go-side crash (GetMe on a client Go never created dereferences nil)."""
+        await asyncio.to_thread(gocode.GetMe, b"no-such-client")
+        return {"survived": True}
+
     async def op_test_hang(self, seconds: float) -> dict[str, Any]:
         """Test hook: block this worker's event loop, as a stuck Go call holding the GIL would."""
         import time
