@@ -7,6 +7,7 @@ stops them as one.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -47,13 +48,30 @@ class Child:
         return f"http://127.0.0.1:{self.port}/health"
 
 
-def _pump(child: Child) -> None:
+_SKIP_FIELDS = frozenset({"ts", "level", "service", "logger", "msg"})
+
+
+def human(line: str) -> str:
+    """A JSON log line as `HH:MM:SS level msg key=value ...`; anything else unchanged."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(entry, dict) or "msg" not in entry:
+        return line
+    when = str(entry.get("ts", ""))[11:19]
+    extra = " ".join(f"{k}={v}" for k, v in entry.items() if k not in _SKIP_FIELDS)
+    return f"{when} {entry.get('level', '')!s:<7} {entry['msg']} {extra}".rstrip()
+
+
+def _pump(child: Child, readable: bool) -> None:
     assert child.proc.stdout is not None
-    for line in child.proc.stdout:
-        say(f"[{child.name}] {line.rstrip()}")
+    for raw in child.proc.stdout:
+        line = raw.rstrip()
+        say(f"[{child.name}] {human(line) if readable else line}")
 
 
-def _spawn(name: str, module: str, port: int, env: dict[str, str]) -> Child:
+def _spawn(name: str, module: str, port: int, env: dict[str, str], readable: bool) -> Child:
     # `python -c`, not the console script: behaves the same under `uv run`, a venv or an editable install.
     code = f"import sys; from {module} import main; sys.exit(main())"
     proc = subprocess.Popen(
@@ -69,7 +87,7 @@ def _spawn(name: str, module: str, port: int, env: dict[str, str]) -> Child:
     )
     child = Child(name, port, proc)
     say(f"{PREFIX} {name} started (pid {proc.pid})")
-    threading.Thread(target=_pump, args=(child,), name=f"log-{name}", daemon=True).start()
+    threading.Thread(target=_pump, args=(child, readable), name=f"log-{name}", daemon=True).start()
     return child
 
 
@@ -110,7 +128,7 @@ def _stop_all(children: list[Child], sig: int) -> None:
 def _credentials_line(hub_data_dir: Path, env: dict[str, str], stop: threading.Event) -> str:
     user = env.get("CENTRAL_HUB_ADMIN_USERNAME")
     if user and env.get("CENTRAL_HUB_ADMIN_PASSWORD"):
-        return f"{PREFIX} Sign in as: {user} (password from CENTRAL_HUB_ADMIN_PASSWORD)"
+        return f"Sign in as: {user} (password from CENTRAL_HUB_ADMIN_PASSWORD)"
     path = hub_data_dir / "initial-admin-password"
     deadline = time.monotonic() + CREDENTIALS_WAIT_SECONDS
     while not path.exists() and time.monotonic() < deadline and not stop.is_set():
@@ -118,9 +136,9 @@ def _credentials_line(hub_data_dir: Path, env: dict[str, str], stop: threading.E
     try:
         password = path.read_text().strip()
     except OSError:
-        return f"{PREFIX} Sign in with your existing hub account (no {path} found)."
+        return f"Sign in with your existing hub account (no {path} found)."
     # The hub keeps the file after the first run; the password may have been changed since.
-    return f"{PREFIX} Sign in as: admin / {password}   (first-run password, kept in {path})"
+    return f"Sign in as: admin / {password}   (first-run password, kept in {path})"
 
 
 def _install_signal_handlers(stop: threading.Event, received: list[int]) -> Callable[[], None]:
@@ -164,6 +182,9 @@ def main() -> int:
         "SESSION_MANAGER_BASE_URL": f"http://127.0.0.1:{sm_port}",
     }
     engine = env.get("SESSION_MANAGER_ENGINE") or "whatsmeow"
+    # Humans at a terminal get short text lines; pipes and log collectors keep the services' JSON.
+    log_format = env.get("LEADMASTER_LOG_FORMAT") or ("text" if sys.stdout.isatty() else "json")
+    readable = log_format == "text"
 
     stop = threading.Event()
     received: list[int] = []
@@ -171,23 +192,29 @@ def main() -> int:
     children: list[Child] = []
     try:
         say(f"{PREFIX} starting session-manager on port {sm_port} (engine {engine}, data {sm_data})")
-        sm = _spawn("session-manager", "leadmaster.session_manager.cli", sm_port, sm_env)
+        sm = _spawn("session-manager", "leadmaster.session_manager.cli", sm_port, sm_env, readable)
         children.append(sm)
         if not _wait_healthy(sm, stop):
             return _startup_failed(children, sm, stop, received)
         say(f"{PREFIX} starting central-hub on port {hub_port} (data {hub_data})")
-        hub = _spawn("central-hub", "leadmaster.central_hub.cli", hub_port, hub_env)
+        hub = _spawn("central-hub", "leadmaster.central_hub.cli", hub_port, hub_env, readable)
         children.append(hub)
         if not _wait_healthy(hub, stop):
             return _startup_failed(children, hub, stop, received)
 
         host = env.get("CENTRAL_HUB_HOST") or "127.0.0.1"
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        say(f"{PREFIX} Dashboard: http://{shown}:{hub_port}/")
-        say(_credentials_line(hub_data, env, stop))
-        if engine == "sandbox":
-            say(f"{PREFIX} Sandbox engine: no phone needed; use 'Simulate scan' on a cliente page.")
-        say(f"{PREFIX} Press Ctrl-C to stop both services.")
+        banner = [
+            "-" * 72,
+            f"Dashboard:  http://{shown}:{hub_port}/",
+            _credentials_line(hub_data, env, stop),
+            "Sandbox engine: no phone needed; use 'Simulate scan' on a cliente page." if engine == "sandbox"
+            else "Open a cliente, press Connect, scan the QR with WhatsApp > Linked devices.",
+            "Press Ctrl-C to stop both services.",
+            "-" * 72,
+        ]
+        # One write under the lock, so the block is not split by a log line from a child.
+        say("\n".join(f"{PREFIX} {line}" for line in banner))
         return _supervise(children, stop, received)
     finally:
         restore()
@@ -195,7 +222,10 @@ def main() -> int:
 
 def _startup_failed(children: list[Child], child: Child, stop: threading.Event, received: list[int]) -> int:
     if stop.is_set():
-        _stop_all(children, received[0] if received else signal.SIGTERM)
+        # SIGTERM, not the SIGINT we got: a child still importing would print a KeyboardInterrupt traceback.
+        say(f"{PREFIX} stopping during start-up…")
+        _stop_all(children, signal.SIGTERM)
+        say(f"{PREFIX} stopped.")
         return 0
     code = child.proc.poll()
     why = f"exited with code {code}" if code is not None else f"did not answer {child.health_url} in time"
