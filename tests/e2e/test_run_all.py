@@ -92,7 +92,7 @@ def run(tmp_path: Path) -> Iterator[Run]:
 def test_leadmaster_starts_both_prints_credentials_and_stops_on_sigint(run: Run, tmp_path: Path) -> None:
     wait_healthy(f"http://127.0.0.1:{run.sm_port}/health", run.proc, timeout=60)
     wait_healthy(f"http://127.0.0.1:{run.hub_port}/health", run.proc, timeout=60)
-    run.wait_for_line(rf"Dashboard: http://127\.0\.0\.1:{run.hub_port}/")
+    run.wait_for_line(rf"Dashboard: +http://127\.0\.0\.1:{run.hub_port}/")
     password = run.wait_for_line(r"Sign in as: admin / (\S+)").group(1)
 
     # The data lands in ./data of the working directory, and the printed password is the real one.
