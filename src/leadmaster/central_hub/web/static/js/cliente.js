@@ -202,6 +202,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   }
   $("log-all").addEventListener("change", refreshLog);
 
-  stopStatus = poll(refresh, 2000);
+  // Fast while linking (QR codes rotate), slow once linked or stopped.
+  stopStatus = poll(refresh, () => (["INIT", "QR_REQUIRED", "AUTHENTICATED"].includes(status) ? 2000 : 5000));
   poll(refreshLog, 3000);
 });

@@ -144,16 +144,27 @@ window.LM = (() => {
     toastTimer = setTimeout(() => node.classList.remove("show"), 3500);
   }
 
-  /* Runs fn now and then every ms; waits for each run so slow answers never pile up. */
+  /* Runs fn now and then every ms (a number or a function returning one); waits for each run so slow
+     answers never pile up. A hidden tab skips its runs: every status read is a logged hub interaction. */
   function poll(fn, ms) {
     let stopped = false;
+    let running = false;
     let timer = null;
     async function tick() {
-      if (stopped) return;
-      try { await fn(); } catch (err) { /* the page shows its own errors; keep polling */ }
-      if (!stopped) timer = setTimeout(tick, ms);
+      if (stopped || running) return;  // a run in flight reschedules itself
+      running = true;
+      clearTimeout(timer);
+      try {
+        if (!document.hidden) await fn();
+      } catch (err) {
+        /* the page shows its own errors; keep polling */
+      } finally {
+        running = false;
+      }
+      if (!stopped) timer = setTimeout(tick, typeof ms === "function" ? ms() : ms);
     }
     tick();
+    document.addEventListener("visibilitychange", () => { if (!document.hidden) tick(); });
     return () => { stopped = true; clearTimeout(timer); };
   }
 
