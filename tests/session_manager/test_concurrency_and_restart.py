@@ -78,8 +78,9 @@ async def test_send_that_waited_behind_a_drop_answers_503(client: httpx.AsyncCli
     await asyncio.sleep(0.05)
     second = asyncio.create_task(client.post("/send", json=MSG))
     await asyncio.sleep(0.05)
-    await client.post("/api/session-manager/sandbox/admin/faults",
-                      json={"drop_connection": True, "reconnect_after_ms": 5000})
+    await client.post(
+        "/api/session-manager/sandbox/admin/faults", json={"drop_connection": True, "reconnect_after_ms": 5000}
+    )
     r1, r2 = await first, await second
     assert r1.status_code == 503 and r2.status_code == 503
     assert r2.json()["status"] == "DISCONNECTED"

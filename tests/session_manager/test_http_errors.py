@@ -62,7 +62,10 @@ async def test_sandbox_routes_are_404_without_sandbox_engine(harness: Harness) -
 
 
 async def test_metrics_are_prometheus_text(client: httpx.AsyncClient) -> None:
+    from tests.session_manager.conftest import wait_status
+
     await client.post("/connect")
+    await wait_status(client, "QR_REQUIRED")
     await client.post("/send", json={"cliente_id": 1, "to": "1234567", "message": "x"})
     text = (await client.get("/metrics")).text
     assert 'session_manager_sessions{status="QR_REQUIRED"} 1' in text
@@ -73,9 +76,18 @@ async def test_metrics_are_prometheus_text(client: httpx.AsyncClient) -> None:
 async def test_openapi_lists_every_route_with_error_responses(client: httpx.AsyncClient) -> None:
     doc = (await client.get("/openapi.json")).json()
     paths = doc["paths"]
-    for route in ("/health", "/status", "/qr", "/connect", "/disconnect", "/logout", "/send",
-                  "/api/session-manager/sessions", "/api/session-manager/sessions/{instance_id}/pair-code",
-                  "/api/session-manager/sessions/{instance_id}/account"):
+    for route in (
+        "/health",
+        "/status",
+        "/qr",
+        "/connect",
+        "/disconnect",
+        "/logout",
+        "/send",
+        "/api/session-manager/sessions",
+        "/api/session-manager/sessions/{instance_id}/pair-code",
+        "/api/session-manager/sessions/{instance_id}/account",
+    ):
         assert route in paths, route
     assert {"400", "503", "500"} <= set(paths["/send"]["post"]["responses"])
     assert (await client.get("/docs")).status_code == 200

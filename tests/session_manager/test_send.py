@@ -9,7 +9,7 @@ import pytest
 
 from leadmaster.session_manager.engines.base import SentMessage
 from leadmaster.session_manager.engines.sandbox import SandboxEngine
-from tests.session_manager.conftest import Harness, pair
+from tests.session_manager.conftest import Harness, pair, wait_status
 
 GOOD: dict[str, Any] = {"cliente_id": 51, "to": "5491123456789", "message": "Hola"}
 
@@ -49,7 +49,9 @@ async def test_send_returns_invalid_json_for_non_object_bodies(client: httpx.Asy
 
 
 @pytest.mark.parametrize("cliente_id", [True, False, "51", 51.0, 0, -3, None, [51], {"id": 51}])
-async def test_send_rejects_cliente_id_that_is_not_a_positive_integer(client: httpx.AsyncClient, cliente_id: Any) -> None:
+async def test_send_rejects_cliente_id_that_is_not_a_positive_integer(
+    client: httpx.AsyncClient, cliente_id: Any
+) -> None:
     assert_error(await send(client, {**GOOD, "cliente_id": cliente_id}), 400, "INVALID_CLIENTE_ID")
 
 
@@ -59,15 +61,30 @@ async def test_send_rejects_missing_cliente_id(client: httpx.AsyncClient) -> Non
 
 @pytest.mark.parametrize(
     "to",
-    ["123456", "1234567890123456", "+", "54 911 2345", "549-1123456789", "abc", "", None, 5491123456789,
-     "5491123456789@g.us", "123@s.whatsapp.net", "٥٤٩١١٢٣٤٥٦٧٨", "5491123456789\n", "++5491123456789"],
+    [
+        "123456",
+        "1234567890123456",
+        "+",
+        "54 911 2345",
+        "549-1123456789",
+        "abc",
+        "",
+        None,
+        5491123456789,
+        "5491123456789@g.us",
+        "123@s.whatsapp.net",
+        "٥٤٩١١٢٣٤٥٦٧٨",
+        "5491123456789\n",
+        "++5491123456789",
+    ],
 )
 async def test_send_rejects_to_that_is_not_a_phone_or_user_jid(client: httpx.AsyncClient, to: Any) -> None:
     assert_error(await send(client, {**GOOD, "to": to}), 400, "INVALID_TO")
 
 
-@pytest.mark.parametrize("to", ["1234567", "123456789012345", "+5491123456789",
-                                "5491123456789@s.whatsapp.net", "5491123456789@c.us"])
+@pytest.mark.parametrize(
+    "to", ["1234567", "123456789012345", "+5491123456789", "5491123456789@s.whatsapp.net", "5491123456789@c.us"]
+)
 async def test_send_accepts_phone_numbers_and_user_jids(client: httpx.AsyncClient, to: str) -> None:
     await pair(client)
     r = await send(client, {**GOOD, "to": to})
@@ -96,6 +113,7 @@ async def test_send_returns_503_with_status_and_retry_after_when_session_not_rea
     body = assert_error(await send(client, GOOD), 503, "SESSION_NOT_READY")
     assert body["status"] == "DISCONNECTED"
     await client.post("/connect")
+    await wait_status(client, "QR_REQUIRED")
     r = await send(client, GOOD)
     assert assert_error(r, 503, "SESSION_NOT_READY")["status"] == "QR_REQUIRED"
     assert r.headers["retry-after"] == "5"

@@ -115,8 +115,9 @@ async def test_auto_pair_after_configured_seconds(harness: Harness) -> None:
 
 async def test_network_drop_goes_disconnected_and_back_to_ready(client: httpx.AsyncClient) -> None:
     await pair(client)
-    r = await client.post("/api/session-manager/sandbox/admin/faults",
-                          json={"drop_connection": True, "reconnect_after_ms": 200})
+    r = await client.post(
+        "/api/session-manager/sandbox/admin/faults", json={"drop_connection": True, "reconnect_after_ms": 200}
+    )
     assert r.json() == {"success": True}
     status = (await client.get("/status")).json()
     assert status["status"] == "DISCONNECTED" and status["reason"] == "CONNECTION_LOST"

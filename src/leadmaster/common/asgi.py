@@ -118,9 +118,7 @@ class RequestContextMiddleware:
                 await _send_json(
                     send_wrapper,
                     401,
-                    error_body(
-                        "UNAUTHORIZED", "Missing or wrong API key: send 'Authorization: Bearer <key>'."
-                    ),
+                    error_body("UNAUTHORIZED", "Missing or wrong API key: send 'Authorization: Bearer <key>'."),
                     request_id,
                 )
                 status_holder[0] = 401
@@ -185,9 +183,7 @@ def install_json_errors(
         }
         code, template = codes.get(exc.status_code, ("HTTP_ERROR", str(exc.detail)))
         msg = template.format(m=request.method, p=request.url.path)
-        return json_response(
-            exc.status_code, error_body(code, msg, **_extra(request)), dict(exc.headers or {})
-        )
+        return json_response(exc.status_code, error_body(code, msg, **_extra(request)), dict(exc.headers or {}))
 
     async def validation_exc(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -83,9 +83,7 @@ def show_qr(instance_id: str | None, url: str | None, watch: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="session-manager", description="LeadMaster WhatsApp session-manager"
-    )
+    parser = argparse.ArgumentParser(prog="session-manager", description="LeadMaster WhatsApp session-manager")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the service (default)")
     qr_cmd = sub.add_parser("qr", help="print the current QR code of a running session-manager")

@@ -101,9 +101,7 @@ class SessionService:
                 try:
                     await self.connect(instance_id)
                 except Exception:
-                    logger.exception(
-                        "start-up connect failed", extra={"fields": {"instance_id": instance_id}}
-                    )
+                    logger.exception("start-up connect failed", extra={"fields": {"instance_id": instance_id}})
 
     async def stop(self) -> None:
         if self._purge_task:
@@ -171,9 +169,7 @@ class SessionService:
     @staticmethod
     def check_instance_id(instance_id: str) -> str:
         if not is_valid_instance_id(instance_id):
-            raise errors.InvalidInstanceId(
-                f"instance_id {instance_id[:80]!r} is invalid: use 1-64 of A-Z a-z 0-9 _ -."
-            )
+            raise errors.InvalidInstanceId(f"instance_id {instance_id[:80]!r} is invalid: use 1-64 of A-Z a-z 0-9 _ -.")
         return instance_id
 
     def status(self, instance_id: str) -> dict[str, Any]:
@@ -306,7 +302,11 @@ class SessionService:
         try:
             reply = await self._deliver(instance_id, cliente_id, to, jid, text)
             # Recorded only once WhatsApp took the message: after 400/503/SEND_FAILED the key is reusable.
-            self.store.put_idempotency(instance_id, key, body_hash, reply.status, reply.body)
+            try:
+                await self.store.put_idempotency(instance_id, key, body_hash, reply.status, reply.body)
+            except Exception:
+                # The message is out: answering 500 would invite the very retry that doubles it.
+                logger.exception("idempotency record lost", extra={"fields": {"instance_id": instance_id}})
             return reply
         finally:
             del self._inflight[slot]
@@ -367,13 +367,9 @@ def _parse_send(body: bytes) -> tuple[int, str, str, str]:
     to = data.get("to")
     jid = parse_to(to)
     if jid is None:
-        raise errors.InvalidTo(
-            f"to {str(to)[:40]!r} is not a phone number (7-15 digits, optional +) or a user JID."
-        )
+        raise errors.InvalidTo(f"to {str(to)[:40]!r} is not a phone number (7-15 digits, optional +) or a user JID.")
     assert isinstance(to, str)
     message = data.get("message")
     if not isinstance(message, str) or not message.strip() or len(message) > MAX_MESSAGE_CHARS:
-        raise errors.InvalidMessage(
-            f"message must be a non-blank string of at most {MAX_MESSAGE_CHARS} characters."
-        )
+        raise errors.InvalidMessage(f"message must be a non-blank string of at most {MAX_MESSAGE_CHARS} characters.")
     return cliente_id, to, jid, message

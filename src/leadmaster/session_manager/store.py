@@ -1,12 +1,19 @@
 """Durable state of the session-manager: known instances, who is paired, idempotency records, sandbox data.
 
 SQLite in SESSION_MANAGER_DATA_DIR by default, PostgreSQL when SESSION_MANAGER_STORE_URL is set.
-Calls are synchronous and short (single-row statements); SQLite runs in WAL mode so they stay sub-ms.
+Rare calls (pairing, listing) are synchronous single-row statements. The two writes on the send path
+(idempotency record, sandbox outbox) go through `GroupCommitWriter`: one thread commits whatever has
+queued up in one transaction, and each caller is answered only once its row is durable. That keeps the
+send path's cost per message small under load without answering 200 for a row that a crash could lose.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import queue
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +61,11 @@ sandbox_outbox = sa.Table(
 )
 
 
+_DELETE_IDEMPOTENCY = idempotency.delete().where(
+    idempotency.c.instance_id == sa.bindparam("i"), idempotency.c.key == sa.bindparam("k")
+)
+
+
 @dataclass(frozen=True, slots=True)
 class InstanceRow:
     instance_id: str
@@ -80,6 +92,77 @@ def sqlalchemy_url(store_url: str | None, data_dir: Path) -> str:
     return store_url
 
 
+logger = logging.getLogger("leadmaster.session_manager.store")
+_Write = tuple[Any, dict[str, Any]]  # (statement, parameters)
+
+
+class GroupCommitWriter:
+    """A writer thread that commits queued statements in batches and resolves each caller's future."""
+
+    def __init__(self, engine: SqlEngine) -> None:
+        self.engine = engine
+        self.queue: queue.SimpleQueue[tuple[list[_Write], asyncio.Future[None]] | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self.thread.start()
+
+    async def write(self, *statements: _Write) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self.queue.put((list(statements), future))
+        await future
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join(10)
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            batch = [item]
+            stop = False
+            while True:
+                try:
+                    more = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[tuple[list[_Write], asyncio.Future[None]]]) -> None:
+        try:
+            with self.engine.begin() as conn:
+                for statements, _ in batch:
+                    for stmt, params in statements:
+                        conn.execute(stmt, params)
+            results: list[BaseException | None] = [None] * len(batch)
+        except Exception:
+            if len(batch) == 1:
+                logger.exception("store write failed")
+                results = [RuntimeError("store write failed")]
+            else:
+                # One bad write must not fail its neighbours: retry each on its own.
+                for entry in batch:
+                    self._commit([entry])
+                return
+        for (_, future), error in zip(batch, results, strict=True):
+            future.get_loop().call_soon_threadsafe(_resolve, future, error)
+
+
+def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -87,6 +170,7 @@ class Store:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
+        self.writer = GroupCommitWriter(self.engine)
 
     @classmethod
     def open(cls, store_url: str | None, data_dir: Path) -> Store:
@@ -94,6 +178,7 @@ class Store:
         return cls(sqlalchemy_url(store_url, data_dir))
 
     def close(self) -> None:
+        self.writer.close()
         self.engine.dispose()
 
     # -- instances -------------------------------------------------------------------------------
@@ -104,9 +189,7 @@ class Store:
                 sa.select(instances.c.instance_id).where(instances.c.instance_id == instance_id)
             ).first()
             if exists is None:
-                conn.execute(
-                    instances.insert().values(instance_id=instance_id, created_at=time.time(), paired=False)
-                )
+                conn.execute(instances.insert().values(instance_id=instance_id, created_at=time.time(), paired=False))
 
     def get_instance(self, instance_id: str) -> InstanceRow | None:
         with self.engine.connect() as conn:
@@ -156,21 +239,19 @@ class Store:
             return None
         return IdempotencyRecord(row.body_hash, row.status, json.loads(row.response))
 
-    def put_idempotency(
+    async def put_idempotency(
         self, instance_id: str, key: str, body_hash: str, status: int, response: dict[str, Any]
     ) -> None:
-        values = {
+        row = {
+            "instance_id": instance_id,
+            "key": key,
             "body_hash": body_hash,
             "status": status,
             "response": json.dumps(response),
             "created_at": time.time(),
         }
-        with self.engine.begin() as conn:
-            # An expired record with the same key may still be there: replace it.
-            conn.execute(
-                idempotency.delete().where(idempotency.c.instance_id == instance_id, idempotency.c.key == key)
-            )
-            conn.execute(idempotency.insert().values(instance_id=instance_id, key=key, **values))
+        # An expired record with the same key may still be there: replace it.
+        await self.writer.write((_DELETE_IDEMPOTENCY, {"i": instance_id, "k": key}), (idempotency.insert(), row))
 
     def purge_idempotency(self, ttl: float) -> int:
         with self.engine.begin() as conn:
@@ -179,20 +260,14 @@ class Store:
 
     # -- sandbox outbox --------------------------------------------------------------------------
 
-    def add_outbox(self, instance_id: str, entry: dict[str, Any]) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(sandbox_outbox.insert().values(instance_id=instance_id, **entry))
+    async def add_outbox(self, instance_id: str, entry: dict[str, Any]) -> None:
+        await self.writer.write((sandbox_outbox.insert(), {"instance_id": instance_id, **entry}))
 
     def outbox(self, instance_id: str) -> list[dict[str, Any]]:
-        cols = [
-            sandbox_outbox.c[name]
-            for name in ("message_id", "cliente_id", "to", "jid", "message", "timestamp")
-        ]
+        cols = [sandbox_outbox.c[name] for name in ("message_id", "cliente_id", "to", "jid", "message", "timestamp")]
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(*cols)
-                .where(sandbox_outbox.c.instance_id == instance_id)
-                .order_by(sandbox_outbox.c.id)
+                sa.select(*cols).where(sandbox_outbox.c.instance_id == instance_id).order_by(sandbox_outbox.c.id)
             ).all()
         # Keys can come back as sqlalchemy's quoted_name ("to" is an SQL keyword): orjson wants plain str.
         return [{str(k): v for k, v in r._mapping.items()} for r in rows]

@@ -59,9 +59,7 @@ class SendContext:
 
 
 # Set by the service around `send_text`; kept out of the port's signature because WhatsApp needs none of it.
-current_send: contextvars.ContextVar[SendContext | None] = contextvars.ContextVar(
-    "current_send", default=None
-)
+current_send: contextvars.ContextVar[SendContext | None] = contextvars.ContextVar("current_send", default=None)
 
 
 class EngineError(Exception):

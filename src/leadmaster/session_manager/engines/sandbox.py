@@ -166,9 +166,7 @@ class SandboxEngine(Engine):
             sim.send_delay_ms = faults["send_delay_ms"]
         if faults.get("drop_connection") and sim.status is SessionStatus.READY:
             self._emit(instance_id, SessionStatus.DISCONNECTED, Reason.CONNECTION_LOST)
-            self._spawn(
-                instance_id, self._ready_after(instance_id, faults.get("reconnect_after_ms", 1000) / 1000)
-            )
+            self._spawn(instance_id, self._ready_after(instance_id, faults.get("reconnect_after_ms", 1000) / 1000))
         if faults.get("logout"):
             self._cancel(instance_id)
             self.sink.unpaired(instance_id)
@@ -202,7 +200,7 @@ class SandboxEngine(Engine):
             raise SendFailed("sandbox fault: send_error")
         ctx = current_send.get()
         sent = SentMessage("3EB0" + secrets.token_hex(8).upper(), datetime.now(UTC))
-        self.store.add_outbox(
+        await self.store.add_outbox(
             instance_id,
             {
                 "message_id": sent.message_id,

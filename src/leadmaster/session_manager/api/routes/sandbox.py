@@ -97,9 +97,7 @@ async def faults(request: Request, svc: Service, instance_id: InstanceId) -> Res
     data = _object(await request.body(), allow_empty=False)
     unknown = set(data) - set(Faults.model_fields)
     if unknown:
-        raise errors.InvalidFault(
-            f"Unknown fault(s) {sorted(unknown)!r}; known: {sorted(Faults.model_fields)}."
-        )
+        raise errors.InvalidFault(f"Unknown fault(s) {sorted(unknown)!r}; known: {sorted(Faults.model_fields)}.")
     for name, value in data.items():
         want_bool = name in ("drop_connection", "logout")
         ok = isinstance(value, bool) if want_bool else type(value) is int and 0 <= value <= 600_000

@@ -1,6 +1,6 @@
 """Session routes, declared once and mounted twice: single-admin (§2.3) and per-instance (§2.4)."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -29,7 +29,7 @@ from leadmaster.session_manager.service import iso
 IMAGE_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 
 
-def session_router(prefix: str, instance: Callable[..., str], canonical: bool) -> APIRouter:
+def session_router(prefix: str, instance: Callable[..., Awaitable[str]], canonical: bool) -> APIRouter:
     router = APIRouter(prefix=prefix, tags=["sessions" if canonical else "single-admin"])
     InstanceId = Annotated[str, Depends(instance)]
     bad_id = (400,) if canonical else ()
