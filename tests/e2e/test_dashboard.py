@@ -56,7 +56,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         return
     root = tmp_path_factory.mktemp("dashboard")
-    sm = start_session_manager(root / "sm", SESSION_MANAGER_ENGINE="sandbox")
+    # Short QR lifetimes so the test sees the page follow a rotation (real WhatsApp: 60 s, then 20 s).
+    sm = start_session_manager(
+        root / "sm", SESSION_MANAGER_ENGINE="sandbox",
+        SANDBOX_QR_FIRST_SECONDS="6", SANDBOX_QR_SECONDS="4", SANDBOX_QR_COUNT="30",
+    )
     try:
         hub = start_hub(root / "hub", sm.base_url)
         try:
@@ -137,6 +141,13 @@ def test_first_time_admin_links_whatsapp_and_sends_a_message(
     assert status == 200 and upstream["status"] == "QR_AVAILABLE", upstream
     expect(qr).to_have_attribute("data-raw", upstream["raw"])
     assert decode_qr(str(qr.get_attribute("src"))) == upstream["raw"]
+
+    # When the code rotates, the page swaps the image for the new one by itself.
+    expect(qr).not_to_have_attribute("data-raw", upstream["raw"], timeout=15_000)
+    rotated = str(qr.get_attribute("data-raw"))
+    assert decode_qr(str(qr.get_attribute("src"))) == rotated
+    status, upstream = call("GET", f"{stack.sm}/api/session-manager/sessions/sender_51/qr")
+    assert upstream["raw"] == rotated
 
     # The alternative to scanning: a pairing code to type on the phone.
     page.get_by_text("Link with a phone number instead of a QR code").click()
@@ -227,3 +238,25 @@ def test_admin_creates_user_and_key_and_user_sees_only_own_cliente(
     expect(page.get_by_role("button", name="Connect", exact=True)).to_be_hidden()
     shot(page, screenshots, "13-user-forbidden-cliente")
     page.close()
+
+
+def test_dashboard_routes_are_html_with_a_strict_policy_and_sandbox_routes_are_authorized(stack: Stack) -> None:
+    with urllib.request.urlopen(f"{stack.hub}/login", timeout=10) as resp:
+        assert resp.headers["Content-Type"].startswith("text/html")
+        assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+    with urllib.request.urlopen(f"{stack.hub}/static/js/common.js", timeout=10) as resp:
+        assert resp.status == 200
+    token = admin_token(stack)
+    assert call("GET", f"{stack.hub}/dashboard/api/info")[0] == 401
+    assert call("GET", f"{stack.hub}/dashboard/api/info", token=token) == (
+        200, {"reachable": True, "engine": "sandbox", "sandbox": True})
+    call("POST", f"{stack.hub}/api/admin/clientes", {"id": 71, "name": "Scan"}, token)
+    call("POST", f"{stack.hub}/api/admin/users",
+         {"username": "carol", "password": "carol-password-1", "role": "user", "cliente_id": 71}, token)
+    status, body = call("POST", f"{stack.hub}/api/auth/login", {"username": "carol", "password": "carol-password-1"})
+    carol = body["access_token"]
+    # Not connected yet: nothing to scan, mapped like any 409 from the session-manager.
+    status, body = call("POST", f"{stack.hub}/dashboard/api/clientes/71/simulate-scan", token=carol)
+    assert (status, body["code"], body["upstream_code"]) == (503, "SERVICE_UNAVAILABLE", "NO_QR_TO_SCAN")
+    status, body = call("POST", f"{stack.hub}/dashboard/api/clientes/51/simulate-scan", token=carol)
+    assert (status, body["code"]) == (403, "FORBIDDEN")
