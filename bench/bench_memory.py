@@ -27,10 +27,10 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants (API process + neonize worker), in MB."""
+def rss_mb(pid: int, tree: bool = True) -> float:
+    """Resident memory of a process and (with `tree`) all its descendants (API process + worker), in MB."""
     total_kb = 0
-    for p in descendants(pid):
+    for p in descendants(pid) if tree else [pid]:
         for line in Path(f"/proc/{p}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 total_kb += int(line.split()[1])
@@ -82,11 +82,14 @@ def main() -> None:
             wait_all(base, ids, "CONNECT_FAILED")
             time.sleep(1.0)
             many = rss_mb(svc.proc.pid)
+            api_only = rss_mb(svc.proc.pid, tree=False)
         finally:
             svc.stop()
     per = (many - one) / EXTRA
     result = {"bench": "memory", "rss_mb_1_session": round(one, 1), "rss_mb_51_sessions": round(many, 1),
-              "mb_per_additional_session": round(per, 3), "goal_mb": GOAL_MB, "ok": per <= GOAL_MB}
+              "mb_per_additional_session": round(per, 3),
+              "api_process_mb_51": round(api_only, 1), "worker_mb_51": round(many - api_only, 1),
+              "goal_mb": GOAL_MB, "ok": per <= GOAL_MB}
     print(json.dumps(result))
     print(f"session-manager tree RSS: {one:.1f} MB with 1 session, {many:.1f} MB with {EXTRA + 1}: "
           f"{per:.2f} MB per additional session (goal <= {GOAL_MB} MB)")
