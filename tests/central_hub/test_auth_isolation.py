@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from leadmaster.central_hub.api.deps import OPEN_OPERATIONS as OPEN
 from tests.central_hub.conftest import HubClient
 from tests.central_hub.fake_upstream import FakeUpstream
-
-OPEN = {("/health", "get"), ("/api/auth/login", "post")}
 
 
 def operations(hub: HubClient) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
+from leadmaster.central_hub.api.deps import document_bearer_auth
 from leadmaster.central_hub.api.routes import admin, auth, me, system, whatsapp
 from leadmaster.central_hub.config import Settings
 from leadmaster.central_hub.errors import install_error_handler
@@ -48,5 +49,6 @@ def create_app(settings: Settings, *, logger: logging.Logger | None = None) -> F
     install_error_handler(app)
     # Pure ASGI (not BaseHTTPMiddleware): it sits on every send. Auth is per route, so no api_key here.
     app.add_middleware(RequestContextMiddleware, logger=logger, observe=hub.observe_request)
+    document_bearer_auth(app)
     mount_dashboard(app)
     return app

@@ -195,7 +195,7 @@ class SessionManagerClient:
         connector = aiohttp.TCPConnector(limit=POOL_SIZE, keepalive_timeout=KEEPALIVE_SECONDS)
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=self._timeout, json_serialize=lambda v: orjson.dumps(v).decode(),
-            skip_auto_headers=("User-Agent",),
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
         )
         self._session._retry_connection = False  # no silent re-send of GETs: CONTRACT §3.2 "no retries"
 

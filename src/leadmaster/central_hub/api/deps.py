@@ -1,26 +1,26 @@
-"""FastAPI dependencies: the running Hub and the authenticated caller."""
+"""FastAPI dependencies: the running Hub and the authenticated caller.
 
-from typing import Annotated
+All async on purpose: FastAPI runs a sync dependency in a worker thread, a hop the send path cannot afford.
+"""
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
 
 from leadmaster.central_hub.auth.principal import Principal
 from leadmaster.central_hub.hub import Hub
 
-# Only for the OpenAPI document (security scheme); the header is parsed by the Authenticator.
-_bearer = HTTPBearer(auto_error=False, description="A JWT from POST /api/auth/login, or an API key (lmk_...)")
+OPEN_OPERATIONS = {("/health", "get"), ("/api/auth/login", "post")}
 
 
-def get_hub(request: Request) -> Hub:
+async def get_hub(request: Request) -> Hub:
     hub: Hub = request.app.state.hub
     return hub
 
 
-async def current_principal(
-    request: Request, _doc: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
-    return await get_hub(request).auth.authenticate(request.headers.get("authorization"))
+async def current_principal(request: Request) -> Principal:
+    hub: Hub = request.app.state.hub
+    return await hub.auth.authenticate(request.headers.get("authorization"))
 
 
 async def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
@@ -31,3 +31,24 @@ async def admin_principal(principal: Annotated[Principal, Depends(current_princi
 HubDep = Annotated[Hub, Depends(get_hub)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 AdminPrincipal = Annotated[Principal, Depends(admin_principal)]
+
+
+def document_bearer_auth(app: FastAPI) -> None:
+    """Declare the bearer scheme in the OpenAPI document (kept out of the per-request dependency graph)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {})["securitySchemes"] = {"bearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "A JWT from POST /api/auth/login, or an API key (lmk_...)",
+            }}
+            for path, ops in schema["paths"].items():
+                for method, op in ops.items():
+                    if (path, method) not in OPEN_OPERATIONS:
+                        op["security"] = [{"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,164 @@
+"""What the hub adds to a send: p50 latency at concurrency 1 and throughput at 16, vs direct calls.
+
+One command: `uv run python bench/bench_hub_overhead.py`. Starts the real session-manager (sandbox engine)
+and the real hub as processes, pairs cliente 1, then alternates direct and via-hub runs in one process with
+Python http.client (one persistent connection per thread), as in PERF_NOTES.md. Auth (a user API key),
+instance resolution and the interaction log are all on. Goals: added p50 <= 1.0 ms, ratio >= 0.40.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.processes import Service, start_hub, start_session_manager  # noqa: E402
+
+SM_KEY = "bench-sm-key"
+ADMIN = ("bench", "bench-password-1")
+TO = "5491123456789"
+
+
+class Target:
+    def __init__(self, name: str, port: int, path: str, body: dict[str, Any], token: str) -> None:
+        self.name, self.port, self.path = name, port, path
+        self.body = json.dumps(body).encode()
+        self.headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+
+    def connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+
+    def send(self, conn: http.client.HTTPConnection) -> None:
+        conn.request("POST", self.path, self.body, self.headers)
+        resp = conn.getresponse()
+        resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"{self.name}: HTTP {resp.status}")
+
+
+def call_json(port: int, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    conn.request(method, path, json.dumps(body).encode() if body is not None else None, headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    if resp.status >= 300:
+        raise RuntimeError(f"{method} {path}: {resp.status} {data[:200]!r}")
+    return json.loads(data) if data else None
+
+
+def sequential_p50(target: Target, n: int) -> float:
+    conn = target.connect()
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter()
+        target.send(conn)
+        samples.append(time.perf_counter() - t)
+    conn.close()
+    return statistics.median(samples) * 1000
+
+
+def throughput(target: Target, threads: int, per_thread: int) -> float:
+    barrier = threading.Barrier(threads + 1)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        conn = target.connect()
+        target.send(conn)  # open the connection before the clock starts
+        barrier.wait()
+        try:
+            for _ in range(per_thread):
+                target.send(conn)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for th in pool:
+        th.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for th in pool:
+        th.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return threads * per_thread / elapsed
+
+
+def setup(sm: Service, hub: Service) -> tuple[Target, Target]:
+    admin = call_json(hub.port, "POST", "/api/auth/login", {"username": ADMIN[0], "password": ADMIN[1]})
+    token = admin["access_token"]
+    call_json(hub.port, "POST", "/api/admin/clientes", {"id": 1, "name": "Bench"}, token)
+    key = call_json(hub.port, "POST", "/api/admin/api-keys", {"name": "bench", "role": "user", "cliente_id": 1},
+                    token)["key"]
+    call_json(hub.port, "POST", "/api/whatsapp/1/connect", token=key)
+    deadline = time.monotonic() + 20
+    while call_json(hub.port, "GET", "/api/whatsapp/1/status", token=key)["status"] != "READY":
+        if time.monotonic() > deadline:
+            raise RuntimeError("cliente 1 never became READY")
+        with contextlib.suppress(RuntimeError):  # not yet in QR_REQUIRED
+            call_json(sm.port, "POST", "/api/session-manager/sandbox/sender_1/scan", token=SM_KEY)
+        time.sleep(0.1)
+    direct = Target("direct", sm.port, "/api/session-manager/sessions/sender_1/send",
+                    {"cliente_id": 1, "to": TO, "message": "bench"}, SM_KEY)
+    via = Target("via-hub", hub.port, "/api/whatsapp/1/send", {"to": TO, "message": "bench"}, key)
+    return direct, via
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seq", type=int, default=500, help="sequential calls per p50 sample")
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--per-thread", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3, help="alternated direct/via-hub rounds")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-hub-") as tmp:
+        root = Path(tmp)
+        sm = start_session_manager(root / "sm", SESSION_MANAGER_API_KEY=SM_KEY)
+        hub = start_hub(root / "hub", sm.base_url, SESSION_MANAGER_API_KEY=SM_KEY,
+                        CENTRAL_HUB_ADMIN_USERNAME=ADMIN[0], CENTRAL_HUB_ADMIN_PASSWORD=ADMIN[1])
+        try:
+            direct, via = setup(sm, hub)
+            for t in (direct, via):  # warm-up: connections, caches, JIT-less but allocator-warm
+                sequential_p50(t, 200)
+            p50 = {"direct": [], "via-hub": []}
+            tput = {"direct": [], "via-hub": []}
+            for _ in range(args.rounds):
+                for t in (direct, via):
+                    p50[t.name].append(sequential_p50(t, args.seq))
+                for t in (direct, via):
+                    tput[t.name].append(throughput(t, args.threads, args.per_thread))
+            d50, v50 = statistics.median(p50["direct"]), statistics.median(p50["via-hub"])
+            dt, vt = statistics.median(tput["direct"]), statistics.median(tput["via-hub"])
+            ratios = [v / d for v, d in zip(tput["via-hub"], tput["direct"], strict=True)]
+            print(f"p50 direct          {d50:.3f} ms")
+            print(f"p50 via hub         {v50:.3f} ms")
+            print(f"p50 added by hub    {v50 - d50:.3f} ms   (goal <= 1.0 ms)")
+            print(f"throughput direct   {dt:.0f} req/s  ({args.threads} threads)")
+            print(f"throughput via hub  {vt:.0f} req/s")
+            print(f"throughput ratio    {vt / dt:.2f}   per round {', '.join(f'{r:.2f}' for r in ratios)}"
+                  "   (goal >= 0.40)")
+        finally:
+            hub.stop()
+            sm.stop()
+
+
+if __name__ == "__main__":
+    main()
