@@ -28,7 +28,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   }
 
   function card(cliente) {
-    const badge = el("span", { class: "badge", text: "…", "aria-label": "WhatsApp status" });
+    const badge = el("span", { class: "badge", text: "…" });
     badges.set(cliente.id, badge);
     const button = (label, action, cls) => {
       const b = el("button", {
@@ -42,7 +42,7 @@ document.addEventListener("DOMContentLoaded", async () => {
       el("div", {},
         el("h2", {}, el("a", { href: `/clientes/${cliente.id}`, text: cliente.name })),
         el("p", { class: "meta muted" }, `#${cliente.id} · instance `, el("code", { text: cliente.instance_id }),
-          " · ", badge)),
+          " · ", el("span", { class: "sr-only", text: "WhatsApp status: " }), badge)),
       el("div", { class: "actions" },
         el("a", { class: "btn btn-small btn-primary", href: `/clientes/${cliente.id}`, text: "Open",
           "aria-label": `Open ${cliente.name}` }),
