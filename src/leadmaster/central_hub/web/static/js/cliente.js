@@ -64,7 +64,8 @@ document.addEventListener("DOMContentLoaded", async () => {
     $("btn-connect").disabled = status === "READY" || linking;
     $("btn-disconnect").disabled = status === "DISCONNECTED";
     $("btn-simulate").hidden = !(sandbox && status === "QR_REQUIRED");
-    $("pair-section").hidden = status === "READY";
+    // The session-manager issues pairing codes only while it waits for a link (CONTRACT §2.4).
+    $("pair-section").hidden = status !== "QR_REQUIRED";
     if (status !== "QR_REQUIRED") hideQr();
     if (status !== "READY") { $("account").hidden = true; accountShown = false; }
   }
@@ -194,6 +195,8 @@ document.addEventListener("DOMContentLoaded", async () => {
       const all = $("log-all").checked;
       const items = (data.items || []).filter((i) => all || !QUIET_OPERATIONS.has(i.operation));
       $("log-body").replaceChildren(...items.slice(0, 50).map(logRow));
+      $("log-empty").textContent = (data.items || []).length
+        ? "Only status checks so far: tick “Show status checks” to see them." : "No interactions yet.";
       $("log-empty").hidden = items.length > 0;
     } catch (err) {
       $("log-empty").textContent = `Could not load the log: ${describe(err)}`;
