@@ -148,3 +148,29 @@ async def test_health_needs_no_auth_and_reports_reachability(hub: HubClient) -> 
     body = (await hub.http.get("/health")).json()
     assert body["status"] == "ok" and body["service"] == "central-hub"
     assert "reachable" in body["session_manager"]
+
+
+async def test_clean_shutdown_flushes_the_interaction_log(
+    fake: FakeUpstream, tmp_path: Path, database_url: str | None
+) -> None:
+    settings = hub_settings(fake.url, tmp_path / "hub", database_url)
+    client, lifespan = await start_hub_client(settings)
+    await client.cliente(51)
+    for _ in range(3):
+        await client.http.get("/api/whatsapp/51/status", headers=client.auth())
+    await client.http.aclose()
+    await lifespan.__aexit__(None, None, None)  # no read before: only the shutdown flush can save the rows
+    again, lifespan2 = await start_hub_client(settings)
+    try:
+        items = (await again.http.get("/api/admin/interactions", headers=again.auth())).json()["items"]
+        assert [i["operation"] for i in items] == ["status"] * 3
+    finally:
+        await again.http.aclose()
+        await lifespan2.__aexit__(None, None, None)
+
+
+async def test_raw_request_for_routes_outside_the_table(hub: HubClient, fake: FakeUpstream) -> None:
+    fake.behaviour = fu.respond(200, {"messages": []})
+    resp = await hub.hub.client.request("GET", "/api/session-manager/sandbox/x/outbox", request_id="r1")
+    assert resp.status == 200 and fake.calls[0].headers["x-request-id"] == "r1"
+    assert fake.calls[0].headers["authorization"] == "Bearer sm-secret"

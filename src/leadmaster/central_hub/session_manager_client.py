@@ -251,6 +251,19 @@ class SessionManagerClient:
             self.calls.inc(op, outcome)
             self.latency.observe(elapsed, op)
 
+    async def request(
+        self, method: str, path: str, *, json_body: dict[str, Any] | None = None, request_id: str | None = None
+    ) -> UpstreamResponse:
+        """A call outside the operation table (e.g. the dashboard's sandbox helpers).
+
+        Transport failures are mapped as in §3.4; the status is the caller's to judge (map_error_status).
+        """
+        headers = self._base_headers.copy()
+        if request_id:
+            headers["X-Request-Id"] = request_id
+        data = orjson.dumps(json_body) if json_body is not None else None
+        return await self._request(method, self.base_url + path, data, headers, f"{method} {path}")
+
     async def _request(
         self, method: str, url: str, data: bytes | None, headers: dict[str, str], what: str
     ) -> UpstreamResponse:
