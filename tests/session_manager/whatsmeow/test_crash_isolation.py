@@ -143,3 +143,20 @@ async def test_hung_worker_is_killed_and_stop_is_bounded(tmp_path):
             await stuck
     finally:
         await engine.stop()
+
+
+async def test_leaked_handle_budget_recycles_the_worker_without_a_crash(tmp_path):
+    engine = make_engine(tmp_path, backoff_base=0.05, backoff_cap=0.1, recycle_after_dials=4)
+    rec = Recorder()
+    await engine.start(rec)
+    try:
+        pid = await engine.wait_ready()
+        await engine.connect("leaky")
+        await rec.wait(lambda: (engine.worker_pid or pid) != pid, within=20)
+        await rec.wait(lambda: rec.statuses("leaky")[-2:] == [(S.INIT, None), (S.ERROR, Reason.CONNECT_FAILED)],
+                       within=20)
+        assert engine.crashes == 0
+        assert (S.ERROR, Reason.ENGINE_CRASHED) not in rec.statuses("leaky")
+        assert gone(pid)
+    finally:
+        await engine.stop()

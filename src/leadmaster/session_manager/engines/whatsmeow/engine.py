@@ -57,7 +57,7 @@ class WhatsmeowEngine(Engine):
         proxy: str | None = None,
         backoff_base: float | None = None,
         backoff_cap: float | None = None,
-        recycle_after_dials: int = 400,
+        recycle_after_dials: int | None = None,
         restart_base: float = 0.5,
         restart_cap: float = 30.0,
         ping_interval: float = 5.0,
@@ -73,7 +73,9 @@ class WhatsmeowEngine(Engine):
             "proxy": proxy or settings.whatsmeow_proxy or None,
             "backoff_base": backoff_base or settings.whatsmeow_backoff_base_seconds,
             "backoff_cap": backoff_cap or settings.whatsmeow_backoff_cap_seconds,
-            "recycle_after_dials": recycle_after_dials,
+            # Every dial leaks one store handle: a SQLite file handle, or with Postgres one server
+            # connection (max_connections is often 100), hence the much smaller budget there.
+            "recycle_after_dials": recycle_after_dials or (40 if settings.store_url else 400),
             "test_hooks": test_hooks,
         }
         self.restart_base, self.restart_cap = restart_base, restart_cap
