@@ -16,6 +16,19 @@ document.addEventListener("DOMContentLoaded", async () => {
     ERROR: "The session stopped with an error. Press Connect to start again.",
   };
 
+  // The session-manager's `reason` codes (contract Reason enum) in words; the code itself is shown too.
+  const REASONS = {
+    QR_TIMEOUT: "Nobody scanned the QR code in time.",
+    LOGGED_OUT: "The phone unlinked this device.",
+    TEMPORARY_BAN: "WhatsApp temporarily banned this number.",
+    STREAM_REPLACED: "Another session took over this WhatsApp account.",
+    CONNECT_FAILED: "Could not connect to WhatsApp. Is the network up?",
+    ENGINE_CRASHED: "The WhatsApp engine crashed.",
+    CONNECTION_LOST: "The connection to WhatsApp dropped; it reconnects by itself.",
+    DISCONNECT_REQUESTED: "Disconnected on request; Connect resumes without a new QR code.",
+    LOGOUT_REQUESTED: "Unlinked on request; linking again needs a new QR code.",
+    SHUTDOWN: "The session-manager was stopped.",
+  };
   let sandbox = false;
   let status = "";
   let lastRaw = null;
@@ -59,7 +72,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     $("link-hint").textContent = HINTS[status] || "";
     const why = $("status-reason");
     why.hidden = !reason || status === "READY";
-    why.textContent = reason ? `Reason: ${reason}` : "";
+    why.textContent = reason ? `${REASONS[reason] || "Reason:"} (${reason})` : "";
     const linking = ["INIT", "QR_REQUIRED", "AUTHENTICATED"].includes(status);
     $("btn-connect").disabled = status === "READY" || linking;
     $("btn-disconnect").disabled = status === "DISCONNECTED";
