@@ -15,7 +15,8 @@
     ├── QrNotAvailable (404)       QR_NOT_AVAILABLE
     ├── NoQrToScan (409)           NO_QR_TO_SCAN
     ├── SessionNotReady (503)      SESSION_NOT_READY   (+ status, Retry-After)
-    └── SendFailedError (500)      SEND_FAILED
+    ├── SendFailedError (500)      SEND_FAILED
+    └── PairCodeFailed (500)       PAIR_CODE_FAILED    (WhatsApp refused the pairing-code request)
 
 404 NOT_FOUND, 405 METHOD_NOT_ALLOWED, 413 PAYLOAD_TOO_LARGE and 401 UNAUTHORIZED are produced by the
 shared ASGI plumbing in `leadmaster.common.asgi`.
@@ -105,6 +106,11 @@ class SendFailedError(ServiceError):
     code = "SEND_FAILED"
 
 
+class PairCodeFailed(ServiceError):
+    status = 500
+    code = "PAIR_CODE_FAILED"
+
+
 ALL_ERRORS: tuple[type[ServiceError], ...] = (
     ServiceError,
     InvalidJson,
@@ -121,4 +127,5 @@ ALL_ERRORS: tuple[type[ServiceError], ...] = (
     NoQrToScan,
     SessionNotReady,
     SendFailedError,
+    PairCodeFailed,
 )

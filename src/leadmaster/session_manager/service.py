@@ -23,6 +23,7 @@ from leadmaster.session_manager.config import Settings
 from leadmaster.session_manager.engines.base import (
     Account,
     Engine,
+    EngineError,
     EngineNotReady,
     SendContext,
     SendFailed,
@@ -263,6 +264,8 @@ class SessionService:
             code = await self.engine.pair_code(instance_id, phone)
         except EngineNotReady as exc:
             raise self._not_ready(instance_id) from exc
+        except EngineError as exc:
+            raise errors.PairCodeFailed(f"WhatsApp refused the pairing code request: {exc}") from exc
         return {"code": code}
 
     async def send(self, instance_id: str, body: bytes, idempotency_key: str | None) -> Reply:

@@ -1,8 +1,15 @@
 """Engines: the adapters behind the port in `base.py`. `build_engine` picks one from the settings."""
 
-from leadmaster.session_manager.config import Settings
-from leadmaster.session_manager.engines.base import Engine
-from leadmaster.session_manager.store import Store
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # Type-only: the whatsmeow worker process imports this package and must not pay for
+    # pydantic-settings and SQLAlchemy at start-up.
+    from leadmaster.session_manager.config import Settings
+    from leadmaster.session_manager.engines.base import Engine
+    from leadmaster.session_manager.store import Store
 
 
 def build_engine(settings: Settings, store: Store) -> Engine:
@@ -10,7 +17,7 @@ def build_engine(settings: Settings, store: Store) -> Engine:
         from leadmaster.session_manager.engines.sandbox import SandboxEngine
 
         return SandboxEngine(settings, store)
-    # Imported lazily: the real engine's module spawns the neonize worker; the sandbox never needs it.
+    # Imported lazily: only the real engine needs its worker-process machinery.
     from leadmaster.session_manager.engines.whatsmeow import WhatsmeowEngine
 
     return WhatsmeowEngine(settings)

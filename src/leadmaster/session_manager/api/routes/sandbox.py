@@ -10,14 +10,14 @@ from pydantic import BaseModel, Field
 from leadmaster.common.asgi import json_response
 from leadmaster.contract.status import SessionStatus
 from leadmaster.session_manager import errors
-from leadmaster.session_manager.api.deps import Service, path_instance
+from leadmaster.session_manager.api.deps import Target, path_target
 from leadmaster.session_manager.api.schemas import errors as errs
 from leadmaster.session_manager.api.schemas import json_body
 from leadmaster.session_manager.engines.sandbox import NoQrToScanError, SandboxEngine
 from leadmaster.session_manager.phone import parse_phone
 
 router = APIRouter(prefix="/api/session-manager/sandbox/{instance_id}", tags=["sandbox"])
-InstanceId = Annotated[str, Depends(path_instance)]
+On = Annotated[Target, Depends(path_target)]
 
 
 class ScanResult(BaseModel):
@@ -69,7 +69,7 @@ def _object(raw: bytes, allow_empty: bool) -> dict[str, Any]:
 
 
 @router.post("/scan", response_model=ScanResult, responses=errs(400, 409))
-async def scan(request: Request, svc: Service, instance_id: InstanceId) -> Response:
+async def scan(request: Request, on: On) -> Response:
     """The sandbox phone scans the live QR (optional body `{"phone": "..."}` picks the account number)."""
     data = _object(await request.body(), allow_empty=True)
     phone = None
@@ -78,21 +78,21 @@ async def scan(request: Request, svc: Service, instance_id: InstanceId) -> Respo
         if phone is None:
             raise errors.InvalidPhone("phone must be 7-15 digits, optional leading +.")
     try:
-        _engine(svc).scan(instance_id, phone)
+        _engine(on.svc).scan(on.instance_id, phone)
     except NoQrToScanError:
-        status = svc.status(instance_id)["status"]
+        status = on.svc.status(on.instance_id)["status"]
         raise errors.NoQrToScan(f"No QR to scan: the session is {status}.", status=status) from None
-    return json_response(200, {"success": True, "status": svc.status(instance_id)["status"]})
+    return json_response(200, {"success": True, "status": on.svc.status(on.instance_id)["status"]})
 
 
 @router.get("/outbox", response_model=Outbox, responses=errs(400))
-async def outbox(svc: Service, instance_id: InstanceId) -> Response:
+async def outbox(on: On) -> Response:
     """Every message the sandbox 'sent' for this instance, oldest first."""
-    return json_response(200, {"messages": _engine(svc).outbox(instance_id)})
+    return json_response(200, {"messages": _engine(on.svc).outbox(on.instance_id)})
 
 
 @router.post("/faults", response_model=Ok, responses=errs(400), openapi_extra=json_body(Faults))
-async def faults(request: Request, svc: Service, instance_id: InstanceId) -> Response:
+async def faults(request: Request, on: On) -> Response:
     """Inject faults: failing or slow sends, a dropped connection, an unlink from the phone."""
     data = _object(await request.body(), allow_empty=False)
     unknown = set(data) - set(Faults.model_fields)
@@ -104,5 +104,5 @@ async def faults(request: Request, svc: Service, instance_id: InstanceId) -> Res
         if not ok:
             kind = "true/false" if want_bool else "an integer from 0 to 600000"
             raise errors.InvalidFault(f"Fault {name!r} must be {kind}, got {value!r:.40}.")
-    _engine(svc).inject(instance_id, data)
+    _engine(on.svc).inject(on.instance_id, data)
     return json_response(200, {"success": True})

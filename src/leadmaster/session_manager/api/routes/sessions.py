@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from leadmaster.common.asgi import json_response
 from leadmaster.session_manager import errors, qr
-from leadmaster.session_manager.api.deps import Service, default_instance, path_instance
+from leadmaster.session_manager.api.deps import Service, Target, default_target, path_target
 from leadmaster.session_manager.api.schemas import (
     AccountInfo,
     ConnectResult,
@@ -29,15 +29,15 @@ from leadmaster.session_manager.service import iso
 IMAGE_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 
 
-def session_router(prefix: str, instance: Callable[..., Awaitable[str]], canonical: bool) -> APIRouter:
+def session_router(prefix: str, target: Callable[..., Awaitable[Target]], canonical: bool) -> APIRouter:
     router = APIRouter(prefix=prefix, tags=["sessions" if canonical else "single-admin"])
-    InstanceId = Annotated[str, Depends(instance)]
+    On = Annotated[Target, Depends(target)]
     bad_id = (400,) if canonical else ()
 
     @router.get("/status", response_model=SessionState, responses=errs(*bad_id))
-    async def status(svc: Service, instance_id: InstanceId) -> Response:
+    async def status(on: On) -> Response:
         """Current session state; `status` is the contract's enum."""
-        return json_response(200, svc.status(instance_id))
+        return json_response(200, on.svc.status(on.instance_id))
 
     @router.get(
         "/qr",
@@ -48,12 +48,11 @@ def session_router(prefix: str, instance: Callable[..., Awaitable[str]], canonic
         },
     )
     async def get_qr(
-        svc: Service,
-        instance_id: InstanceId,
+        on: On,
         format: Literal["json", "png", "svg"] = Query("json"),
     ) -> Response:
         """The live QR code: JSON with a PNG data URL, or the image itself with `?format=png|svg`."""
-        found = svc.qr(instance_id)
+        found = on.svc.qr(on.instance_id)
         if isinstance(found, tuple):
             payload, expires_at = found
             if format == "json":
@@ -65,19 +64,19 @@ def session_router(prefix: str, instance: Callable[..., Awaitable[str]], canonic
         raise errors.QrNotAvailable(f"No QR code to show: the session is {found.value}.", status=found.value)
 
     @router.post("/connect", response_model=ConnectResult, responses=errs(*bad_id))
-    async def connect(svc: Service, instance_id: InstanceId) -> Response:
+    async def connect(on: On) -> Response:
         """Start or resume the session; returns at once, never waits for the phone."""
-        return json_response(200, await svc.connect(instance_id))
+        return json_response(200, await on.svc.connect(on.instance_id))
 
     @router.post("/disconnect", response_model=StatusResult, responses=errs(*bad_id))
-    async def disconnect(svc: Service, instance_id: InstanceId) -> Response:
+    async def disconnect(on: On) -> Response:
         """Close the session; credentials are kept, so `/connect` resumes without a QR."""
-        return json_response(200, await svc.disconnect(instance_id))
+        return json_response(200, await on.svc.disconnect(on.instance_id))
 
     @router.post("/logout", response_model=StatusResult, responses=errs(*bad_id))
-    async def logout(svc: Service, instance_id: InstanceId) -> Response:
+    async def logout(on: On) -> Response:
         """Unlink the device from the phone and delete its credentials."""
-        return json_response(200, await svc.logout(instance_id))
+        return json_response(200, await on.svc.logout(on.instance_id))
 
     @router.post(
         "/send",
@@ -87,29 +86,28 @@ def session_router(prefix: str, instance: Callable[..., Awaitable[str]], canonic
     )
     async def send(
         request: Request,
-        svc: Service,
-        instance_id: InstanceId,
+        on: On,
         idempotency_key: Annotated[str | None, Header()] = None,
     ) -> Response:
         """Send a text message; one send at a time per instance. `Idempotency-Key` makes retries safe."""
-        reply = await svc.send(instance_id, await request.body(), idempotency_key)
+        reply = await on.svc.send(on.instance_id, await request.body(), idempotency_key)
         return json_response(reply.status, reply.body, reply.headers)
 
     if canonical:
-        _canonical_only(router, InstanceId)
+        _canonical_only(router, On)
     return router
 
 
-def _canonical_only(router: APIRouter, InstanceId: Any) -> None:
+def _canonical_only(router: APIRouter, On: Any) -> None:
     @router.get("", response_model=SessionState, responses=errs(400))
-    async def session(svc: Service, instance_id: InstanceId) -> Response:
+    async def session(on: On) -> Response:
         """Current session state (same as `/status`)."""
-        return json_response(200, svc.status(instance_id))
+        return json_response(200, on.svc.status(on.instance_id))
 
     @router.delete("", response_model=StatusResult, responses=errs(400))
-    async def delete(svc: Service, instance_id: InstanceId) -> Response:
+    async def delete(on: On) -> Response:
         """Log out and forget the instance."""
-        return json_response(200, await svc.delete(instance_id))
+        return json_response(200, await on.svc.delete(on.instance_id))
 
     @router.post(
         "/pair-code",
@@ -117,14 +115,14 @@ def _canonical_only(router: APIRouter, InstanceId: Any) -> None:
         responses=errs(400, 503),
         openapi_extra=json_body(PairCodeRequest),
     )
-    async def pair_code(request: Request, svc: Service, instance_id: InstanceId) -> Response:
+    async def pair_code(request: Request, on: On) -> Response:
         """Pair by phone number instead of QR: returns the 8-character code to type on the phone."""
-        return json_response(200, await svc.pair_code(instance_id, await request.body()))
+        return json_response(200, await on.svc.pair_code(on.instance_id, await request.body()))
 
     @router.get("/account", response_model=AccountInfo, responses=errs(400, 503))
-    async def account(svc: Service, instance_id: InstanceId) -> Response:
+    async def account(on: On) -> Response:
         """The linked WhatsApp account (only when READY)."""
-        return json_response(200, await svc.account(instance_id))
+        return json_response(200, await on.svc.account(on.instance_id))
 
 
 def _qr_body(payload: str, expires_at: datetime) -> dict[str, Any]:
@@ -136,8 +134,8 @@ def _qr_body(payload: str, expires_at: datetime) -> dict[str, Any]:
     }
 
 
-single_admin = session_router("", default_instance, canonical=False)
-instances = session_router("/api/session-manager/sessions/{instance_id}", path_instance, canonical=True)
+single_admin = session_router("", default_target, canonical=False)
+instances = session_router("/api/session-manager/sessions/{instance_id}", path_target, canonical=True)
 listing = APIRouter(prefix="/api/session-manager", tags=["sessions"])
 
 
