@@ -41,7 +41,8 @@ def test_session_manager_code_calls_nothing_but_whatsapp() -> None:
     offenders = []
     for path in src.rglob("*.py"):
         text = path.read_text()
-        for lib in ("import aiohttp", "import httpx", "import requests", "from aiohttp", "from httpx", "urllib.request"):
+        libs = ("import aiohttp", "import httpx", "import requests", "from aiohttp", "from httpx", "urllib.request")
+        for lib in libs:
             if lib in text and path.name != "cli.py":  # the `qr` command reads its own service's /qr
                 offenders.append(f"{path.relative_to(ROOT)}: {lib}")
     assert offenders == []
