@@ -21,17 +21,7 @@ router = APIRouter(prefix="/dashboard/api", tags=["dashboard"], include_in_schem
 
 
 async def _raw(hub: Hub, method: str, path: str) -> UpstreamResponse:
-    """One call outside the client's fixed operation list, with the client's own transport and mapping.
-
-    SessionManagerClient has no public generic method yet, so this uses its `_request` and
-    `_base_headers`; a public `client.request(method, path)` would replace these two private reads.
-    """
-    client = hub.client
-    headers = client._base_headers.copy()
-    if request_id := request_id_var.get():
-        headers["X-Request-Id"] = request_id
-    what = f"{method} {path}"
-    return await client._request(method, client.base_url + path, None, headers, what)
+    return await hub.client.request(method, path, request_id=request_id_var.get())
 
 
 def _object(body: bytes) -> dict[str, Any]:
