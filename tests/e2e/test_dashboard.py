@@ -191,6 +191,12 @@ def test_first_time_admin_links_whatsapp_and_sends_a_message(
     expect(badge).to_have_text("READY")
     expect(page.locator("#log-body tr").first).to_contain_text("send")
     shot(page, screenshots, "10-phone-cliente")
+
+    page.get_by_role("link", name="All clientes").click()
+    card = page.locator("#clientes > li").first
+    expect(card).to_contain_text("Acme Motors")
+    expect(card.locator(".badge")).to_have_text("READY")
+    shot(page, screenshots, "10b-phone-clientes")
     page.close()
 
 

@@ -16,6 +16,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("add-cliente").hidden = me.role !== "admin";
 
   async function act(cliente, action, button) {
+    if (action === "logout" && !confirm(`Unlink ${cliente.name}'s WhatsApp? Linking again needs a new QR scan.`)) return;
     await busy(button, async () => {
       try {
         const data = await api("POST", `/api/whatsapp/${cliente.id}/${action}`);
