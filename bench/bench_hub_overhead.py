@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import http.client
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -59,6 +60,12 @@ def call_json(port: int, method: str, path: str, body: Any = None, token: str | 
     if resp.status >= 300:
         raise RuntimeError(f"{method} {path}: {resp.status} {data[:200]!r}")
     return json.loads(data) if data else None
+
+
+def cpu_seconds(pid: int) -> float:
+    """user+system CPU of a process: less sensitive than wall time to a busy machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def sequential_p50(target: Target, n: int) -> float:
@@ -129,6 +136,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternated direct/via-hub rounds")
     args = parser.parse_args()
 
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus")
     with tempfile.TemporaryDirectory(prefix="bench-hub-") as tmp:
         root = Path(tmp)
         sm = start_session_manager(root / "sm", SESSION_MANAGER_API_KEY=SM_KEY)
@@ -138,11 +146,19 @@ def main() -> None:
             direct, via = setup(sm, hub)
             for t in (direct, via):  # warm-up: connections, caches, JIT-less but allocator-warm
                 sequential_p50(t, 200)
-            p50 = {"direct": [], "via-hub": []}
-            tput = {"direct": [], "via-hub": []}
+            p50: dict[str, list[float]] = {"direct": [], "via-hub": []}
+            tput: dict[str, list[float]] = {"direct": [], "via-hub": []}
+            cpu = {"hub": 0.0, "sm-direct": 0.0, "sm-via": 0.0}
             for _ in range(args.rounds):
                 for t in (direct, via):
+                    h0, s0 = cpu_seconds(hub.proc.pid), cpu_seconds(sm.proc.pid)
                     p50[t.name].append(sequential_p50(t, args.seq))
+                    h1, s1 = cpu_seconds(hub.proc.pid), cpu_seconds(sm.proc.pid)
+                    if t is via:
+                        cpu["hub"] += h1 - h0
+                        cpu["sm-via"] += s1 - s0
+                    else:
+                        cpu["sm-direct"] += s1 - s0
                 for t in (direct, via):
                     tput[t.name].append(throughput(t, args.threads, args.per_thread))
             d50, v50 = statistics.median(p50["direct"]), statistics.median(p50["via-hub"])
@@ -151,6 +167,9 @@ def main() -> None:
             print(f"p50 direct          {d50:.3f} ms")
             print(f"p50 via hub         {v50:.3f} ms")
             print(f"p50 added by hub    {v50 - d50:.3f} ms   (goal <= 1.0 ms)")
+            calls = args.rounds * args.seq / 1000
+            print(f"cpu per send        hub {cpu['hub'] / calls:.3f} ms, session-manager {cpu['sm-via'] / calls:.3f} ms"
+                  f" via hub / {cpu['sm-direct'] / calls:.3f} ms direct")
             print(f"throughput direct   {dt:.0f} req/s  ({args.threads} threads)")
             print(f"throughput via hub  {vt:.0f} req/s")
             print(f"throughput ratio    {vt / dt:.2f}   per round {', '.join(f'{r:.2f}' for r in ratios)}"

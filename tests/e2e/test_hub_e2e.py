@@ -134,3 +134,32 @@ def test_hub_with_wrong_session_manager_key_reports_auth_failure(
         hub_svc.stop()
         if pg:
             testdb.drop_database(pg)
+
+
+def test_single_admin_mode_against_the_real_session_manager(
+    stack: tuple[Service, Service], tmp_path: Path
+) -> None:
+    sm_svc, _ = stack
+    env = {"SESSION_MANAGER_API_KEY": SM_KEY, "SESSION_MANAGER_API": "single-admin",
+           "CENTRAL_HUB_ADMIN_USERNAME": ADMIN[0], "CENTRAL_HUB_ADMIN_PASSWORD": ADMIN[1]}
+    pg = testdb.create_database("leadmaster_test_e2e") if testdb.use_postgres() else None
+    if pg:
+        env["CENTRAL_HUB_DATABASE_URL"] = pg.replace("postgresql://", "postgresql+psycopg://", 1)
+    hub_svc = start_hub(tmp_path / "hub3", sm_svc.base_url, **env)
+    try:
+        token = httpx.post(hub_svc.base_url + "/api/auth/login",
+                           json={"username": ADMIN[0], "password": ADMIN[1]}).json()["access_token"]
+        hub = httpx.Client(base_url=hub_svc.base_url, headers={"Authorization": f"Bearer {token}"})
+        hub.post("/api/admin/clientes", json={"id": 8, "name": "x"})
+        status = hub.get("/api/whatsapp/8/status")
+        assert status.status_code == 200 and status.json()["status"] in {
+            "INIT", "QR_REQUIRED", "AUTHENTICATED", "READY", "DISCONNECTED", "ERROR"}
+        assert hub.post("/api/whatsapp/8/connect").json()["success"] is True
+        r = hub.post("/api/whatsapp/8/pair-code", json={"phone": "5491123456789"})
+        assert (r.status_code, r.json()["code"]) == (501, "NOT_SUPPORTED")
+        paths = [i["path"] for i in hub.get("/api/whatsapp/8/interactions").json()["items"]]
+        assert paths == ["/connect", "/status"]
+    finally:
+        hub_svc.stop()
+        if pg:
+            testdb.drop_database(pg)
