@@ -33,6 +33,10 @@ def test_openapi_documents_error_responses(hub: HubClient) -> None:
     spec = hub.app.openapi()
     send = spec["paths"]["/api/whatsapp/{cliente_id}/send"]["post"]
     assert {"400", "401", "403", "404", "502", "503", "504"} <= set(send["responses"])
+    assert send["security"] == [{"bearer": []}]
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            assert "422" not in op["responses"], (method, path)  # the hub never answers 422
     assert send["requestBody"]["content"]["application/json"]["schema"]["required"] == ["to", "message"]
 
 
