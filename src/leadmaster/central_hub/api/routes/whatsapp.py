@@ -7,7 +7,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
 from leadmaster.central_hub import errors
-from leadmaster.central_hub.api.deps import CurrentPrincipal, HubDep
+from leadmaster.central_hub.api.deps import CurrentPrincipal, hub_of
 from leadmaster.central_hub.api.forward import authorize, forward
 from leadmaster.central_hub.errors import UPSTREAM_RESPONSES
 from leadmaster.contract.ids import IDEMPOTENCY_KEY_MAX, is_valid_idempotency_key
@@ -47,61 +47,15 @@ def _require_str(body: dict[str, Any], field: str) -> str:
     return value
 
 
-@router.get("/{cliente_id}/status")
-async def status(cliente_id: int, principal: CurrentPrincipal, hub: HubDep) -> Response:
-    """Session status of the cliente's WhatsApp instance, as the session-manager reports it."""
-    return await forward(hub, principal, cliente_id, "status")
-
-
-@router.get("/{cliente_id}/qr", responses={200: {"content": {
-    "application/json": {}, "image/png": {}, "image/svg+xml": {}}}})
-async def qr(
-    cliente_id: int, principal: CurrentPrincipal, hub: HubDep,
-    fmt: Annotated[Literal["png", "svg"] | None, Query(alias="format")] = None,
-) -> Response:
-    """Current QR code: JSON (data URL + raw payload), or the image itself with ?format=png|svg."""
-    return await forward(hub, principal, cliente_id, "qr", fmt=fmt)
-
-
-@router.post("/{cliente_id}/connect")
-async def connect(cliente_id: int, principal: CurrentPrincipal, hub: HubDep) -> Response:
-    """Start (or keep) the cliente's WhatsApp session; returns at once."""
-    return await forward(hub, principal, cliente_id, "connect")
-
-
-@router.post("/{cliente_id}/disconnect")
-async def disconnect(cliente_id: int, principal: CurrentPrincipal, hub: HubDep) -> Response:
-    """Controlled disconnect: the device stays linked, connect resumes without a QR."""
-    return await forward(hub, principal, cliente_id, "disconnect")
-
-
-@router.post("/{cliente_id}/logout")
-async def logout(cliente_id: int, principal: CurrentPrincipal, hub: HubDep) -> Response:
-    """Unlink the device and delete its credentials (a new QR scan is needed)."""
-    return await forward(hub, principal, cliente_id, "logout")
-
-
-@router.post("/{cliente_id}/pair-code", openapi_extra=_PAIR_BODY)
-async def pair_code(cliente_id: int, request: Request, principal: CurrentPrincipal, hub: HubDep) -> Response:
-    """Pair by phone number instead of QR: returns the code to type on the phone."""
-    await authorize(hub, principal, cliente_id)
-    phone = _require_str(await _json_object(request), "phone")
-    return await forward(hub, principal, cliente_id, "pair_code", json_body={"phone": phone})
-
-
-@router.get("/{cliente_id}/account")
-async def account(cliente_id: int, principal: CurrentPrincipal, hub: HubDep) -> Response:
-    """The linked WhatsApp account (jid, phone, push name); only when READY."""
-    return await forward(hub, principal, cliente_id, "account")
-
-
 @router.post("/{cliente_id}/send", openapi_extra=_SEND_BODY)
 async def send(
-    cliente_id: int, request: Request, principal: CurrentPrincipal, hub: HubDep,
+    cliente_id: int, request: Request, principal: CurrentPrincipal,
     idempotency_key: Annotated[str | None, Header(
-        max_length=IDEMPOTENCY_KEY_MAX, description="Makes a retry after a timeout safe (24 h)")] = None,
+        description=f"1-{IDEMPOTENCY_KEY_MAX} printable ASCII chars; makes a retry after a timeout safe (24 h)",
+    )] = None,
 ) -> Response:
     """Send a text message from the cliente's WhatsApp; the session-manager's answer is returned unchanged."""
+    hub = hub_of(request)
     await authorize(hub, principal, cliente_id)  # refuse before even reading the body
     body = await _json_object(request)
     to, message = _require_str(body, "to"), _require_str(body, "message")
@@ -113,3 +67,52 @@ async def send(
         hub, principal, cliente_id, "send",
         json_body={"cliente_id": cliente_id, "to": to, "message": message}, idempotency_key=idempotency_key,
     )
+
+
+@router.get("/{cliente_id}/status")
+async def status(cliente_id: int, principal: CurrentPrincipal, request: Request) -> Response:
+    """Session status of the cliente's WhatsApp instance, as the session-manager reports it."""
+    return await forward(hub_of(request), principal, cliente_id, "status")
+
+
+@router.get("/{cliente_id}/qr", responses={200: {"content": {
+    "application/json": {}, "image/png": {}, "image/svg+xml": {}}}})
+async def qr(
+    cliente_id: int, principal: CurrentPrincipal, request: Request,
+    fmt: Annotated[Literal["png", "svg"] | None, Query(alias="format")] = None,
+) -> Response:
+    """Current QR code: JSON (data URL + raw payload), or the image itself with ?format=png|svg."""
+    return await forward(hub_of(request), principal, cliente_id, "qr", fmt=fmt)
+
+
+@router.post("/{cliente_id}/connect")
+async def connect(cliente_id: int, principal: CurrentPrincipal, request: Request) -> Response:
+    """Start (or keep) the cliente's WhatsApp session; returns at once."""
+    return await forward(hub_of(request), principal, cliente_id, "connect")
+
+
+@router.post("/{cliente_id}/disconnect")
+async def disconnect(cliente_id: int, principal: CurrentPrincipal, request: Request) -> Response:
+    """Controlled disconnect: the device stays linked, connect resumes without a QR."""
+    return await forward(hub_of(request), principal, cliente_id, "disconnect")
+
+
+@router.post("/{cliente_id}/logout")
+async def logout(cliente_id: int, principal: CurrentPrincipal, request: Request) -> Response:
+    """Unlink the device and delete its credentials (a new QR scan is needed)."""
+    return await forward(hub_of(request), principal, cliente_id, "logout")
+
+
+@router.post("/{cliente_id}/pair-code", openapi_extra=_PAIR_BODY)
+async def pair_code(cliente_id: int, request: Request, principal: CurrentPrincipal) -> Response:
+    """Pair by phone number instead of QR: returns the code to type on the phone."""
+    hub = hub_of(request)
+    await authorize(hub, principal, cliente_id)
+    phone = _require_str(await _json_object(request), "phone")
+    return await forward(hub, principal, cliente_id, "pair_code", json_body={"phone": phone})
+
+
+@router.get("/{cliente_id}/account")
+async def account(cliente_id: int, principal: CurrentPrincipal, request: Request) -> Response:
+    """The linked WhatsApp account (jid, phone, push name); only when READY."""
+    return await forward(hub_of(request), principal, cliente_id, "account")
