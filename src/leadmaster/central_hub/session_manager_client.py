@@ -195,6 +195,8 @@ class SessionManagerClient:
         connector = aiohttp.TCPConnector(limit=POOL_SIZE, keepalive_timeout=KEEPALIVE_SECONDS)
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=self._timeout, json_serialize=lambda v: orjson.dumps(v).decode(),
+            # The session-manager sets no cookies, and a caller's cookies must never travel upstream.
+            cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
         )
         self._session._retry_connection = False  # no silent re-send of GETs: CONTRACT §3.2 "no retries"
