@@ -196,3 +196,18 @@ async def test_hub_timeout_body_has_null_upstream_status(hub: HubClient, fake: F
     assert r.status_code == 504
     assert r.json()["code"] == "SESSION_MANAGER_TIMEOUT"
     assert r.json()["upstream_status"] is None
+
+
+@pytest.mark.parametrize("status", [s for s in range(100, 600) if not 200 <= s <= 299])
+def test_every_non_2xx_status_has_exactly_the_table_mapping(status: int) -> None:
+    from leadmaster.central_hub.session_manager_client import map_error_status
+
+    expected = (
+        (400, "VALIDATION_ERROR") if status == 400
+        else (503, "SERVICE_UNAVAILABLE") if status in (409, 503)
+        else (502, "SESSION_MANAGER_AUTH_FAILED") if status in (401, 403)
+        else (502, "WHATSAPP_ERROR") if status >= 500
+        else (502, "SESSION_MANAGER_BAD_RESPONSE")
+    )
+    exc = map_error_status(status, b"", {}, "GET /status")
+    assert (exc.status, exc.code, exc.upstream_status) == (*expected, status)
