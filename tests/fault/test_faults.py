@@ -1,0 +1,170 @@
+"""Faults under and without load: each maps to its contract error at once, and sending recovers by itself.
+
+The hub runs with a 1 s read timeout so that a stalled session-manager is a 504 quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fault.load import check_ledger, retry_ambiguous, run_load
+from tests.fault.stack import TO, Stack
+
+HUB_ENV = {"SESSION_MANAGER_CONNECT_TIMEOUT": "1", "SESSION_MANAGER_READ_TIMEOUT": "1"}
+LIMIT = 1 + 1 + 5  # connect + read timeout, plus slack for this noisy 2-core box shared with other runs
+A, B, C, D = 201, 202, 203, 204
+
+
+@pytest.fixture(scope="module", autouse=True)
+def paired(stack: Stack) -> None:
+    stack.add_clientes([A, B, C, D])
+
+
+def send(stack: Stack, cid: int, text: str, key: str | None = None) -> tuple[httpx.Response, float]:
+    headers = {"Idempotency-Key": key} if key else {}
+    with stack.hub_client(stack.keys[cid], timeout=LIMIT + 5) as hub:
+        started = time.monotonic()
+        r = hub.post(f"/api/whatsapp/{cid}/send", json={"to": TO, "message": text}, headers=headers)
+        return r, time.monotonic() - started
+
+
+def error(r: httpx.Response) -> tuple[int, str, Any]:
+    body = r.json()
+    return r.status_code, body["code"], body.get("upstream_code")
+
+
+def texts(stack: Stack, cid: int) -> list[str]:
+    return [m["message"] for m in stack.outbox(cid)]
+
+
+def send_until_ok(stack: Stack, cid: int, text: str, within: float = 20) -> httpx.Response:
+    """Recovery needs no manual step: keep sending (same key) until the session is back, bounded in time."""
+    deadline = time.monotonic() + within
+    while True:
+        r, _ = send(stack, cid, text, key="recover-" + text.replace(" ", "_"))
+        if r.status_code == 200 or time.monotonic() > deadline:
+            return r
+        time.sleep(0.2)
+
+
+def test_failing_engine_is_502_whatsapp_error_and_sends_nothing(stack: Stack) -> None:
+    stack.fault(A, send_error=2)
+    for n in range(2):
+        r, took = send(stack, A, f"fails {n}", key=f"fails-{n}")
+        assert error(r) == (502, "WHATSAPP_ERROR", "SEND_FAILED") and r.json()["upstream_status"] == 500
+        assert took < LIMIT
+    # After SEND_FAILED the same key may be used again (CONTRACT §2.5), and this time it goes through.
+    r, _ = send(stack, A, "fails 0", key="fails-0")
+    assert r.status_code == 200, r.text
+    assert texts(stack, A).count("fails 0") == 1 and "fails 1" not in texts(stack, A)
+
+
+def test_dropped_connection_is_503_then_recovers_by_itself(stack: Stack) -> None:
+    stack.fault(B, drop_connection=True, reconnect_after_ms=1500)
+    r, took = send(stack, B, "while dropped")
+    assert error(r) == (503, "SERVICE_UNAVAILABLE", "SESSION_NOT_READY") and took < LIMIT
+    assert r.json()["status"] == "DISCONNECTED" and "retry-after" in r.headers
+    assert send_until_ok(stack, B, "after the drop").status_code == 200
+    assert "while dropped" not in texts(stack, B)
+
+
+def test_stall_beyond_read_timeout_is_504_and_a_retry_never_doubles(stack: Stack) -> None:
+    stack.fault(C, send_delay_ms=2500)
+    r, took = send(stack, C, "stalled", key="stall-1")
+    assert error(r)[:2] == (504, "SESSION_MANAGER_TIMEOUT") and took < LIMIT
+    stack.fault(C, send_delay_ms=0)
+    # The caller retries with the same key: while the first send is still in flight, and after it finished.
+    replies = [send(stack, C, "stalled", key="stall-1")[0]]
+    deadline = time.monotonic() + 15
+    while replies[-1].status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.3)
+        replies.append(send(stack, C, "stalled", key="stall-1")[0])
+    assert replies[-1].status_code == 200, [x.text for x in replies]
+    assert replies[-1].headers.get("idempotent-replayed") == "true"
+    assert {x.json()["code"] for x in replies[:-1]} <= {"SESSION_MANAGER_TIMEOUT"}
+    assert texts(stack, C).count("stalled") == 1
+    assert send(stack, C, "after the stall")[0].status_code == 200
+
+
+def test_session_manager_down_is_503_unreachable_then_recovers(stack: Stack) -> None:
+    assert stack.sm is not None
+    stack.sm.kill()
+    r, took = send(stack, D, "while down")
+    assert error(r)[:2] == (503, "SESSION_MANAGER_UNREACHABLE") and took < LIMIT
+    stack.start_sm()
+    assert send_until_ok(stack, D, "after the restart").status_code == 200
+    assert "while down" not in texts(stack, D)
+
+
+def chaos(stack: Stack, progress: list[int], total: int, log: list[str]) -> None:
+    """Faults at fixed points of the load: failing sends, a drop, a SIGKILL + restart, a stall."""
+    def wait_for(fraction: float) -> None:
+        deadline = time.monotonic() + 120
+        while progress[0] < total * fraction and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    assert stack.sm is not None
+    wait_for(0.1)
+    stack.fault(A, send_error=20)
+    log.append("send_error")
+    wait_for(0.2)
+    stack.fault(B, drop_connection=True, reconnect_after_ms=1000)
+    log.append("drop_connection")
+    wait_for(0.35)
+    stack.sm.kill()
+    time.sleep(0.5)
+    stack.start_sm()
+    log.append("sigkill+restart")
+    wait_for(0.6)
+    stack.fault(C, send_delay_ms=1500)
+    time.sleep(3)
+    stack.fault(C, send_delay_ms=0)
+    log.append("stall")
+
+
+@pytest.mark.slow
+def test_faults_during_load_lose_nothing_and_double_nothing(stack: Stack) -> None:
+    total, keys = 3000, {c: stack.keys[c] for c in (A, B, C, D)}
+    progress: list[int] = [0]
+    log: list[str] = []
+    thread = threading.Thread(target=chaos, args=(stack, progress, total, log), daemon=True)
+    thread.start()
+
+    def on_progress(n: int) -> None:
+        progress[0] = n
+
+    results = asyncio.run(run_load(stack.hub_url, keys, total, concurrency=32, tag="chaos", limit=LIMIT + 5,
+                                   stop_after=120, on_progress=on_progress))
+    thread.join(60)
+    assert log == ["send_error", "drop_connection", "sigkill+restart", "stall"]
+    assert stack.hub is not None and stack.hub.proc.poll() is None, "the hub crashed"
+    outcomes = check_ledger(results, {c: stack.outbox(c) for c in keys}, "chaos", LIMIT)
+    for code in ("WHATSAPP_ERROR", "SERVICE_UNAVAILABLE", "SESSION_MANAGER_UNREACHABLE"):
+        assert outcomes[code] > 0, f"fault never surfaced as {code}: {outcomes}"
+
+    # A careful caller retries each timed-out send with its key: still nothing doubled.
+    time.sleep(2)  # the stalled sends of the last phase have finished by now
+    timed_out = [s for s in results if s.code == "SESSION_MANAGER_TIMEOUT"]
+    assert timed_out, outcomes
+    retries = asyncio.run(retry_ambiguous(stack.hub_url, keys, timed_out, LIMIT + 5))
+    assert all(r.status == 200 for r in retries), [r.body for r in retries if r.status != 200][:3]
+    check_ledger(results + retries, {c: stack.outbox(c) for c in keys}, "chaos", LIMIT)
+    for cid in keys:
+        assert send_until_ok(stack, cid, f"after chaos {cid}").status_code == 200
+
+    # Known gap (docs/security.md, report of issue 6): a send that reached WhatsApp just before a SIGKILL has
+    # its idempotency record committed after the message, so a retry with the same key can send it again.
+    unreachable = [s for s in results if s.code == "SESSION_MANAGER_UNREACHABLE"]
+    retries += asyncio.run(retry_ambiguous(stack.hub_url, keys, unreachable, LIMIT + 5))
+    try:
+        check_ledger(results + retries, {c: stack.outbox(c) for c in keys}, "chaos", LIMIT)
+    except AssertionError as exc:
+        if "more than once" not in str(exc):
+            raise
+        pytest.xfail(f"retry after a session-manager crash doubled a message: {str(exc)[:300]}")
