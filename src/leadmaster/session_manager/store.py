@@ -61,6 +61,9 @@ sandbox_outbox = sa.Table(
 )
 
 
+# Built once: the writer merges consecutive writes of the *same* statement object into one executemany.
+_INSERT_OUTBOX = sandbox_outbox.insert()
+_INSERT_IDEMPOTENCY = idempotency.insert()
 _DELETE_IDEMPOTENCY = idempotency.delete().where(
     idempotency.c.instance_id == sa.bindparam("i"), idempotency.c.key == sa.bindparam("k")
 )
@@ -137,9 +140,9 @@ class GroupCommitWriter:
     def _commit(self, batch: list[tuple[list[_Write], asyncio.Future[None]]]) -> None:
         try:
             with self.engine.begin() as conn:
-                for statements, _ in batch:
-                    for stmt, params in statements:
-                        conn.execute(stmt, params)
+                for stmt, rows in _runs(batch):
+                    # One executemany per run of the same statement: the point of batching.
+                    conn.execute(stmt, rows)
             results: list[BaseException | None] = [None] * len(batch)
         except Exception:
             if len(batch) == 1:
@@ -152,6 +155,18 @@ class GroupCommitWriter:
                 return
         for (_, future), error in zip(batch, results, strict=True):
             future.get_loop().call_soon_threadsafe(_resolve, future, error)
+
+
+def _runs(batch: list[tuple[list[_Write], asyncio.Future[None]]]) -> list[tuple[Any, list[dict[str, Any]]]]:
+    """Consecutive writes of the same statement, merged, in their original order."""
+    runs: list[tuple[Any, list[dict[str, Any]]]] = []
+    for statements, _ in batch:
+        for stmt, params in statements:
+            if runs and runs[-1][0] is stmt:
+                runs[-1][1].append(params)
+            else:
+                runs.append((stmt, [params]))
+    return runs
 
 
 def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
@@ -251,7 +266,7 @@ class Store:
             "created_at": time.time(),
         }
         # An expired record with the same key may still be there: replace it.
-        await self.writer.write((_DELETE_IDEMPOTENCY, {"i": instance_id, "k": key}), (idempotency.insert(), row))
+        await self.writer.write((_DELETE_IDEMPOTENCY, {"i": instance_id, "k": key}), (_INSERT_IDEMPOTENCY, row))
 
     def purge_idempotency(self, ttl: float) -> int:
         with self.engine.begin() as conn:
@@ -261,7 +276,7 @@ class Store:
     # -- sandbox outbox --------------------------------------------------------------------------
 
     async def add_outbox(self, instance_id: str, entry: dict[str, Any]) -> None:
-        await self.writer.write((sandbox_outbox.insert(), {"instance_id": instance_id, **entry}))
+        await self.writer.write((_INSERT_OUTBOX, {"instance_id": instance_id, **entry}))
 
     def outbox(self, instance_id: str) -> list[dict[str, Any]]:
         cols = [sandbox_outbox.c[name] for name in ("message_id", "cliente_id", "to", "jid", "message", "timestamp")]
