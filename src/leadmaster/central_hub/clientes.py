@@ -1,8 +1,12 @@
 """cliente → instance_id resolution, cached (a cliente's instance never changes once created)."""
 
+from collections.abc import Sequence
+
 from leadmaster.central_hub import errors
 from leadmaster.central_hub.db import repo
+from leadmaster.central_hub.db.models import Cliente
 from leadmaster.central_hub.db.session import Database
+from leadmaster.contract.ids import CLIENTE_ID_MAX
 
 
 class ClienteDirectory:
@@ -14,7 +18,10 @@ class ClienteDirectory:
         found = self._instances.get(cliente_id)
         if found is not None:
             return found
-        rows = await self.db.run(lambda s: repo.clientes(s, only=cliente_id))
+        # An id no database column can hold names no cliente (and would overflow the query).
+        rows: Sequence[Cliente] = ()
+        if 0 < cliente_id <= CLIENTE_ID_MAX:
+            rows = await self.db.run(lambda s: repo.clientes(s, only=cliente_id))
         if not rows:
             raise errors.NotFound(
                 f"No cliente with id {cliente_id}; an admin creates it with POST /api/admin/clientes."

@@ -14,7 +14,7 @@ from leadmaster.central_hub.api.deps import AdminPrincipal, HubDep
 from leadmaster.central_hub.auth.secrets import hash_password, new_api_key
 from leadmaster.central_hub.db import repo
 from leadmaster.central_hub.db.models import ApiKey, Cliente, User
-from leadmaster.contract.ids import INSTANCE_ID_RE, default_instance_id
+from leadmaster.contract.ids import CLIENTE_ID_MAX, INSTANCE_ID_RE, default_instance_id
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], responses={
     **errors.AUTH_RESPONSES, 409: errors.doc_response("CONFLICT: already exists", "CONFLICT"),
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/api/admin", tags=["admin"], responses={
 
 
 class ClienteIn(BaseModel):
-    id: StrictInt = Field(gt=0, examples=[51])
+    id: StrictInt = Field(gt=0, le=CLIENTE_ID_MAX, examples=[51])
     name: str = Field(min_length=1, max_length=200, examples=["Acme"])
     instance_id: str | None = Field(None, pattern=f"^{INSTANCE_ID_RE.pattern}$", examples=["sender_51"])
 
@@ -31,13 +31,13 @@ class UserIn(BaseModel):
     username: str = Field(min_length=1, max_length=150)
     password: str = Field(min_length=8, max_length=1024)
     role: Literal["admin", "user"]
-    cliente_id: StrictInt | None = None
+    cliente_id: StrictInt | None = Field(None, gt=0, le=CLIENTE_ID_MAX)
 
 
 class ApiKeyIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     role: Literal["admin", "user"]
-    cliente_id: StrictInt | None = None
+    cliente_id: StrictInt | None = Field(None, gt=0, le=CLIENTE_ID_MAX)
 
 
 def _check_binding(s: Session, role: str, cliente_id: int | None) -> None:
@@ -152,7 +152,7 @@ def naive_utc(value: datetime | None) -> datetime | None:
 @router.get("/interactions")
 async def interactions(
     _: AdminPrincipal, hub: HubDep,
-    cliente_id: int | None = None,
+    cliente_id: Annotated[int | None, Query(gt=0, le=CLIENTE_ID_MAX)] = None,
     since: Annotated[datetime | None, Query(description="ISO 8601; naive means UTC")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
