@@ -1,0 +1,4 @@
+bench:
+	uv run python bench/run_all.py
+
+.PHONY: bench

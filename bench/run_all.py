@@ -1,0 +1,97 @@
+"""Run every benchmark of bench/ one after the other and print one table, each figure beside its goal.
+
+Usage: `make bench` or `uv run python bench/run_all.py`. Each bench runs as its own process; the first JSON
+line of its output is read (bench_hub_overhead prints labelled lines instead, parsed here). See
+docs/benchmarks.md for how to read the table.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHES = ["bench_sm_send.py", "bench_hub_overhead.py", "bench_memory.py", "bench_startup.py"]
+
+
+def run(script: str) -> tuple[str, float, int]:
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / script)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=1800, check=False)
+    sys.stderr.write(f"{script}: exit {proc.returncode} after {time.monotonic() - started:.0f} s\n")
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-2000:] + proc.stderr[-2000:])
+    return proc.stdout, time.monotonic() - started, proc.returncode
+
+
+def first_json(out: str) -> dict[str, Any]:
+    for line in out.splitlines():
+        if line.startswith("{"):
+            value: dict[str, Any] = json.loads(line)
+            return value
+    return {}
+
+
+def hub_figures(out: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    patterns = (("added_p50_ms", r"p50 added by hub\s+(-?[\d.]+)"), ("ratio", r"throughput ratio\s+([\d.]+)"),
+                ("via_rps", r"throughput via hub\s+([\d.]+)"), ("direct_rps", r"throughput direct\s+([\d.]+)"))
+    for key, pattern in patterns:
+        m = re.search(pattern, out)
+        if m:
+            found[key] = float(m.group(1))
+    return found
+
+
+def rows(results: dict[str, str]) -> list[tuple[str, str, str, str]]:
+    """(benchmark, measured, goal, verdict) for each figure."""
+    out: list[tuple[str, str, str, str]] = []
+
+    def row(name: str, value: float | None, unit: str, goal: str, ok: bool | None) -> None:
+        shown = "n/a" if value is None else f"{value:g} {unit}"
+        out.append((name, shown, goal, "?" if ok is None or value is None else ("ok" if ok else "MISSED")))
+
+    sm = first_json(results.get("bench_sm_send.py", ""))
+    row("session-manager send p50 (c=1)", sm.get("sm_p50_ms"), "ms", "<= 1 ms",
+        sm.get("sm_p50_ms", 99) <= 1.0 if sm else None)
+    row("session-manager sends/s (16 clients)", sm.get("sm_rps_16"), "/s", ">= 3000",
+        sm.get("sm_rps_16", 0) >= 3000 if sm else None)
+    row("  ratio to bare FastAPI route, same run", sm.get("rps_ratio_sm_over_bare"), "", "(reference)", None)
+    hub = hub_figures(results.get("bench_hub_overhead.py", ""))
+    row("hub: p50 added per send", hub.get("added_p50_ms"), "ms", "<= 1.0 ms",
+        hub.get("added_p50_ms", 99) <= 1.0 if hub else None)
+    row("hub: throughput via hub / direct", hub.get("ratio"), "", ">= 0.40",
+        hub.get("ratio", 0) >= 0.40 if hub else None)
+    mem = first_json(results.get("bench_memory.py", ""))
+    row("memory per additional session", mem.get("mb_per_additional_session"), "MB",
+        f"<= {mem.get('goal_mb', 3.0)} MB", mem.get("ok"))
+    start = first_json(results.get("bench_startup.py", ""))
+    row("start-up, 50 stored sessions (/health 200)", start.get("seconds_to_health_200"), "s",
+        f"<= {start.get('goal_s', 2.0)} s", start.get("ok"))
+    return out
+
+
+def main() -> int:
+    results: dict[str, str] = {}
+    failed = []
+    for script in BENCHES:
+        stdout, _, code = run(script)
+        results[script] = stdout
+        if code != 0:
+            failed.append(script)
+    table = rows(results)
+    widths = [max(len(r[i]) for r in [("benchmark", "measured", "goal", "verdict"), *table]) for i in range(4)]
+    for r in [("benchmark", "measured", "goal", "verdict"), tuple("-" * w for w in widths), *table]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
