@@ -108,6 +108,12 @@ def throughput(target: Target, threads: int, per_thread: int) -> float:
     return threads * per_thread / elapsed
 
 
+def upstream_p50(hub: Service, token: str, n: int) -> float:
+    """Median duration of the hub's last n session-manager calls, from its own interaction log."""
+    items = call_json(hub.port, "GET", f"/api/admin/interactions?limit={n}", token=token)["items"]
+    return statistics.median(i["duration_ms"] for i in items if i["operation"] == "send")
+
+
 def setup(sm: Service, hub: Service) -> tuple[Target, Target]:
     admin = call_json(hub.port, "POST", "/api/auth/login", {"username": ADMIN[0], "password": ADMIN[1]})
     token = admin["access_token"]
@@ -149,6 +155,8 @@ def main() -> None:
             p50: dict[str, list[float]] = {"direct": [], "via-hub": []}
             tput: dict[str, list[float]] = {"direct": [], "via-hub": []}
             cpu = {"hub": 0.0, "sm-direct": 0.0, "sm-via": 0.0}
+            hop: list[float] = []
+            admin = call_json(hub.port, "POST", "/api/auth/login", {"username": ADMIN[0], "password": ADMIN[1]})
             for _ in range(args.rounds):
                 for t in (direct, via):
                     h0, s0 = cpu_seconds(hub.proc.pid), cpu_seconds(sm.proc.pid)
@@ -157,6 +165,7 @@ def main() -> None:
                     if t is via:
                         cpu["hub"] += h1 - h0
                         cpu["sm-via"] += s1 - s0
+                        hop.append(upstream_p50(hub, admin["access_token"], args.seq))
                     else:
                         cpu["sm-direct"] += s1 - s0
                 for t in (direct, via):
@@ -170,6 +179,8 @@ def main() -> None:
             calls = args.rounds * args.seq / 1000
             print(f"cpu per send        hub {cpu['hub'] / calls:.3f} ms, session-manager {cpu['sm-via'] / calls:.3f} ms"
                   f" via hub / {cpu['sm-direct'] / calls:.3f} ms direct")
+            print(f"upstream call p50   {statistics.median(hop):.3f} ms, timed inside the hub (its interaction log):"
+                  f" the hub's own work is ~{v50 - statistics.median(hop):.3f} ms")
             print(f"throughput direct   {dt:.0f} req/s  ({args.threads} threads)")
             print(f"throughput via hub  {vt:.0f} req/s")
             print(f"throughput ratio    {vt / dt:.2f}   per round {', '.join(f'{r:.2f}' for r in ratios)}"
