@@ -12,8 +12,9 @@ PAIRED = [11, 12]  # two clientes, each with a READY sandbox session and a user 
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("hostile"))
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Modules may set `HUB_ENV` to configure their hub (e.g. a known JWT secret)."""
+    s = Stack(tmp_path_factory.mktemp("hostile"), hub_env=dict(getattr(request.module, "HUB_ENV", {})))
     try:
         s.start()
         s.add_clientes(PAIRED)
