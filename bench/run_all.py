@@ -54,7 +54,7 @@ def rows(results: dict[str, str]) -> list[tuple[str, str, str, str]]:
 
     def row(name: str, value: float | None, unit: str, goal: str, ok: bool | None) -> None:
         shown = "n/a" if value is None else f"{value:g} {unit}"
-        out.append((name, shown, goal, "?" if ok is None or value is None else ("ok" if ok else "MISSED")))
+        out.append((name, shown, goal, "-" if ok is None or value is None else ("ok" if ok else "MISSED")))
 
     sm = first_json(results.get("bench_sm_send.py", ""))
     row("session-manager send p50 (c=1)", sm.get("sm_p50_ms"), "ms", "<= 1 ms",
