@@ -111,8 +111,8 @@ class HubClient:
         return await self.admin_post("/api/admin/api-keys", {"name": "k", "role": role, "cliente_id": cliente_id})
 
 
-async def start_hub_client(settings: Settings) -> tuple[HubClient, Any]:
-    app = create_app(settings)
+async def start_hub_client(settings: Settings, **app_options: Any) -> tuple[HubClient, Any]:
+    app = create_app(settings, **app_options)
     lifespan = app.router.lifespan_context(app)
     await lifespan.__aenter__()
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub")

@@ -174,3 +174,52 @@ async def test_raw_request_for_routes_outside_the_table(hub: HubClient, fake: Fa
     resp = await hub.hub.client.request("GET", "/api/session-manager/sandbox/x/outbox", request_id="r1")
     assert resp.status == 200 and fake.calls[0].headers["x-request-id"] == "r1"
     assert fake.calls[0].headers["authorization"] == "Bearer sm-secret"
+
+
+async def test_send_shortcut_and_fastapi_route_behave_the_same(
+    fake: FakeUpstream, tmp_path: Path, database_url: str | None
+) -> None:
+    """api/fast_send.py serves sends in the running app; the FastAPI route must answer identically."""
+    results = []
+    for shortcut in (True, False):
+        settings = hub_settings(fake.url, tmp_path / f"hub-{shortcut}", database_url)
+        if database_url:
+            from tests.central_hub.conftest import empty_postgres
+
+            empty_postgres(database_url.replace("+psycopg", ""))
+        hub, lifespan = await start_hub_client(settings, send_shortcut=shortcut)
+        try:
+            await hub.cliente(51)
+            await hub.cliente(52)
+            user = await hub.user_token("eve", 51)
+            fake.behaviour = fu.respond(200, SEND_OK, headers={"Idempotent-Replayed": "true"})
+            ok = await hub.http.post("/api/whatsapp/51/send", json={"to": "5491123456789", "message": "x"},
+                                     headers={**hub.auth(user), "Idempotency-Key": "k", "X-Request-Id": "r"})
+            fake.behaviour = fu.respond(503, {"success": False, "code": "SESSION_NOT_READY", "message": "m",
+                                              "status": "INIT"}, headers={"Retry-After": "2"})
+            busy = await hub.http.post("/api/whatsapp/51/send", json={"to": "1", "message": "x"},
+                                       headers={**hub.auth(user), "X-Request-Id": "r"})
+            refusals = [
+                (await hub.http.post(path, content=body, headers=headers)).json()["code"]
+                for path, body, headers in [
+                    ("/api/whatsapp/51/send", b"[]", hub.auth(user)),
+                    ("/api/whatsapp/52/send", b"{}", hub.auth(user)),
+                    ("/api/whatsapp/99/send", b"{}", hub.auth()),
+                    ("/api/whatsapp/51/send", b"{}", {}),
+                    ("/api/whatsapp/51/send", b'{"to":"1","message":"x"}',
+                     {**hub.auth(user), "Idempotency-Key": "bad key"}),
+                ]
+            ]
+            log = (await hub.http.get("/api/admin/interactions", headers=hub.auth())).json()["items"]
+            results.append((
+                ok.status_code, ok.content, ok.headers.get("idempotent-replayed"),
+                busy.status_code, busy.json(), busy.headers.get("retry-after"), refusals,
+                [(i["outcome"], i["user"], i["request_id"]) for i in log],
+            ))
+        finally:
+            await hub.http.aclose()
+            await lifespan.__aexit__(None, None, None)
+    assert results[0] == results[1]
+    assert results[0][6] == ["VALIDATION_ERROR", "FORBIDDEN", "NOT_FOUND", "UNAUTHORIZED", "VALIDATION_ERROR"]
+    assert [c.json() for c in fake.calls] == [{"cliente_id": 51, "to": "5491123456789", "message": "x"},
+                                              {"cliente_id": 51, "to": "1", "message": "x"}] * 2

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from leadmaster.central_hub.api.deps import document_bearer_auth
+from leadmaster.central_hub.api.fast_send import FastSend
 from leadmaster.central_hub.api.routes import admin, auth, me, system, whatsapp
 from leadmaster.central_hub.config import Settings
 from leadmaster.central_hub.errors import install_error_handler
@@ -19,7 +20,9 @@ from leadmaster.common.logs import request_id_var
 VERSION = "0.1.0"
 
 
-def create_app(settings: Settings, *, logger: logging.Logger | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, logger: logging.Logger | None = None, send_shortcut: bool = True
+) -> FastAPI:
     logger = logger or logging.getLogger("leadmaster.central_hub")
     hub = Hub(settings, logger)
 
@@ -48,7 +51,10 @@ def create_app(settings: Settings, *, logger: logging.Logger | None = None) -> F
 
     install_json_errors(app, "VALIDATION_ERROR", request_extra)
     install_error_handler(app)
-    # Pure ASGI (not BaseHTTPMiddleware): it sits on every send. Auth is per route, so no api_key here.
+    # Pure ASGI (not BaseHTTPMiddleware): they sit on every send. Auth is per route, so no api_key here.
+    # Added last = outermost: the request context wraps the send shortcut too.
+    if send_shortcut:
+        app.add_middleware(FastSend, hub=hub)
     app.add_middleware(RequestContextMiddleware, logger=logger, observe=hub.observe_request)
     document_bearer_auth(app)
     mount_dashboard(app)

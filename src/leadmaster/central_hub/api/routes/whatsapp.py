@@ -47,6 +47,19 @@ def _require_str(body: dict[str, Any], field: str) -> str:
     return value
 
 
+async def parse_send(request: Request, cliente_id: int) -> tuple[dict[str, Any], str | None]:
+    """The upstream body and Idempotency-Key of a send, or ValidationFailed (shared with api/fast_send.py)."""
+    body = await _json_object(request)
+    to, message = _require_str(body, "to"), _require_str(body, "message")
+    idempotency_key = request.headers.get("idempotency-key")
+    if idempotency_key is not None and not is_valid_idempotency_key(idempotency_key):
+        raise errors.ValidationFailed(
+            f"Idempotency-Key {idempotency_key!r} must be 1-255 printable ASCII characters."
+        )
+    return {"cliente_id": cliente_id, "to": to, "message": message}, idempotency_key
+
+
+# Served by api/fast_send.py in the running app; this route documents it and is the fallback.
 @router.post("/{cliente_id}/send", openapi_extra=_SEND_BODY)
 async def send(
     cliente_id: int, request: Request, principal: CurrentPrincipal,
@@ -57,16 +70,8 @@ async def send(
     """Send a text message from the cliente's WhatsApp; the session-manager's answer is returned unchanged."""
     hub = hub_of(request)
     await authorize(hub, principal, cliente_id)  # refuse before even reading the body
-    body = await _json_object(request)
-    to, message = _require_str(body, "to"), _require_str(body, "message")
-    if idempotency_key is not None and not is_valid_idempotency_key(idempotency_key):
-        raise errors.ValidationFailed(
-            f"Idempotency-Key {idempotency_key!r} must be 1-255 printable ASCII characters."
-        )
-    return await forward(
-        hub, principal, cliente_id, "send",
-        json_body={"cliente_id": cliente_id, "to": to, "message": message}, idempotency_key=idempotency_key,
-    )
+    body, key = await parse_send(request, cliente_id)
+    return await forward(hub, principal, cliente_id, "send", json_body=body, idempotency_key=key)
 
 
 @router.get("/{cliente_id}/status")
