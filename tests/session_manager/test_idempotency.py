@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import httpx
+import orjson
 
+from leadmaster.session_manager.engines.base import SendOutcomeUnknown, SentMessage
+from leadmaster.session_manager.engines.sandbox import SandboxEngine
+from leadmaster.session_manager.store import Store
 from tests.session_manager.conftest import Harness, pair, wait_status
 
 MSG = {"cliente_id": 51, "to": "5491123456789", "message": "Hola"}
@@ -121,3 +126,41 @@ def _restart(harness: Harness):  # type: ignore[no-untyped-def]
             yield await h2.start(connect_on_start=True)
 
     return ctx()
+
+
+class LosesTheAnswer(SandboxEngine):
+    """Hands the message over, then loses the answer (as when the real engine's worker dies mid-send)."""
+
+    async def send_text(self, instance_id: str, jid: str, text: str) -> SentMessage:
+        await super().send_text(instance_id, jid, text)
+        raise SendOutcomeUnknown("worker died with the send in flight")
+
+
+async def test_send_of_unknown_outcome_is_never_sent_again_under_its_key(harness: Harness) -> None:
+    settings = harness.settings_factory()
+    client = await harness.start(engine=LosesTheAnswer(settings, Store.open(settings.store_url, settings.data_dir)))
+    await pair(client)
+    first = await client.post("/send", json=MSG, headers={"Idempotency-Key": "lost"})
+    assert first.status_code == 500 and first.json()["code"] == "SEND_OUTCOME_UNKNOWN"
+    retry = await client.post("/send", json=MSG, headers={"Idempotency-Key": "lost"})
+    assert retry.status_code == 500 and retry.json()["code"] == "SEND_OUTCOME_UNKNOWN"
+    other = await client.post("/send", json={**MSG, "message": "x"}, headers={"Idempotency-Key": "lost"})
+    assert other.status_code == 400 and other.json()["code"] == "IDEMPOTENCY_KEY_REUSED"
+    assert await outbox_len(client) == 1
+
+
+async def test_send_interrupted_by_a_crash_is_not_sent_again_after_restart(harness: Harness) -> None:
+    client = await harness.start()
+    await pair(client)
+    service = harness.app.state.service
+    # What a run that died between handing the message over and recording the answer leaves behind.
+    body_hash = hashlib.sha256(orjson.dumps([MSG["cliente_id"], MSG["to"], MSG["message"]])).hexdigest()
+    await service.store.begin_idempotency("admin", "crashed", body_hash)
+    await harness.stack.aclose()
+    async with _restart(harness) as client2:
+        await wait_status(client2, "READY")
+        r = await client2.post("/send", json=MSG, headers={"Idempotency-Key": "crashed"})
+        assert r.status_code == 500 and r.json()["code"] == "SEND_OUTCOME_UNKNOWN"
+        assert "may have been delivered" in r.json()["message"]
+        assert (await client2.post("/send", json=MSG, headers={"Idempotency-Key": "fresh"})).status_code == 200
+        assert await outbox_len(client2) == 1

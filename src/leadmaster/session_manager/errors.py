@@ -16,6 +16,7 @@
     ├── NoQrToScan (409)           NO_QR_TO_SCAN
     ├── SessionNotReady (503)      SESSION_NOT_READY   (+ status, Retry-After)
     ├── SendFailedError (500)      SEND_FAILED
+    ├── SendOutcomeUnknownError (500) SEND_OUTCOME_UNKNOWN (maybe delivered: not sent again under its key)
     └── PairCodeFailed (500)       PAIR_CODE_FAILED    (WhatsApp refused the pairing-code request)
 
 404 NOT_FOUND, 405 METHOD_NOT_ALLOWED, 413 PAYLOAD_TOO_LARGE and 401 UNAUTHORIZED are produced by the
@@ -106,6 +107,11 @@ class SendFailedError(ServiceError):
     code = "SEND_FAILED"
 
 
+class SendOutcomeUnknownError(ServiceError):
+    status = 500
+    code = "SEND_OUTCOME_UNKNOWN"
+
+
 class PairCodeFailed(ServiceError):
     status = 500
     code = "PAIR_CODE_FAILED"
@@ -127,5 +133,6 @@ ALL_ERRORS: tuple[type[ServiceError], ...] = (
     NoQrToScan,
     SessionNotReady,
     SendFailedError,
+    SendOutcomeUnknownError,
     PairCodeFailed,
 )

@@ -27,6 +27,7 @@ from leadmaster.session_manager.engines.base import (
     EngineNotReady,
     SendContext,
     SendFailed,
+    SendOutcomeUnknown,
     current_send,
 )
 from leadmaster.session_manager.metrics import Metrics
@@ -299,17 +300,33 @@ class SessionService:
                 raise errors.IdempotencyKeyReused(
                     f"Idempotency-Key {key[:64]!r} was used for a different message on {instance_id!r}."
                 )
+            if record.pending:
+                # Not in flight here, so an earlier run handed it to WhatsApp and stopped before the answer.
+                raise errors.SendOutcomeUnknownError(
+                    f"A send with Idempotency-Key {key[:64]!r} was handed to WhatsApp but its outcome was never "
+                    "recorded (the service stopped mid-send): it may have been delivered, so it is not sent "
+                    "again under this key. Check with the recipient, then send with a new key if needed."
+                )
             return Reply(record.status, record.response, {"Idempotent-Replayed": "true"})
+        s = self.sessions.get(instance_id)
+        if s is None or s.status is not SessionStatus.READY:
+            raise self._not_ready(instance_id)  # Certainly not sent: nothing to record.
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._inflight[slot] = done
         try:
-            reply = await self._deliver(instance_id, cliente_id, to, jid, text)
-            # Recorded only once WhatsApp took the message: after 400/503/SEND_FAILED the key is reusable.
+            await self.store.begin_idempotency(instance_id, key, body_hash)
             try:
-                await self.store.put_idempotency(instance_id, key, body_hash, reply.status, reply.body)
+                reply = await self._deliver(instance_id, cliente_id, to, jid, text)
+            except (errors.SessionNotReady, errors.SendFailedError):
+                # Certainly not sent: the key may be used again (CONTRACT §2.5). Any other failure
+                # (outcome unknown, unexpected error, cancellation) keeps the pending mark.
+                await self.store.drop_idempotency(instance_id, key)
+                raise
+            try:
+                await self.store.finish_idempotency(instance_id, key, reply.status, reply.body)
             except Exception:
-                # The message is out: answering 500 would invite the very retry that doubles it.
-                logger.exception("idempotency record lost", extra={"fields": {"instance_id": instance_id}})
+                # The message is out and the pending mark stays: a retry gets SEND_OUTCOME_UNKNOWN, never a double.
+                logger.exception("idempotency record not finished", extra={"fields": {"instance_id": instance_id}})
             return reply
         finally:
             del self._inflight[slot]
@@ -326,6 +343,11 @@ class SessionService:
             token = current_send.set(SendContext(cliente_id=cliente_id, to=to))
             try:
                 sent = await self.engine.send_text(instance_id, jid, text)
+            except SendOutcomeUnknown as exc:
+                raise errors.SendOutcomeUnknownError(
+                    f"The message may or may not have reached WhatsApp: {exc}. Retrying with the same "
+                    "Idempotency-Key will not send it again."
+                ) from exc
             except SendFailed as exc:
                 raise errors.SendFailedError(f"WhatsApp did not accept the message: {exc}") from exc
             except EngineNotReady as exc:

@@ -45,6 +45,9 @@ idempotency = sa.Table(
     sa.Column("status", sa.Integer, nullable=False),
     sa.Column("response", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False, index=True),
+    # "pending" from just before the message is handed to the engine until its outcome is known, so that a
+    # crash in between is remembered as "maybe sent" instead of being forgotten (then a retry would double it).
+    sa.Column("state", sa.String(8), nullable=False, server_default="done"),
 )
 
 sandbox_outbox = sa.Table(
@@ -67,6 +70,11 @@ _INSERT_IDEMPOTENCY = idempotency.insert()
 _DELETE_IDEMPOTENCY = idempotency.delete().where(
     idempotency.c.instance_id == sa.bindparam("i"), idempotency.c.key == sa.bindparam("k")
 )
+_FINISH_IDEMPOTENCY = (
+    idempotency.update()
+    .where(idempotency.c.instance_id == sa.bindparam("i"), idempotency.c.key == sa.bindparam("k"))
+    .values(status=sa.bindparam("status"), response=sa.bindparam("response"), state=sa.bindparam("state"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +91,7 @@ class IdempotencyRecord:
     body_hash: str
     status: int
     response: dict[str, Any]
+    pending: bool = False
 
 
 def sqlalchemy_url(store_url: str | None, data_dir: Path) -> str:
@@ -185,6 +194,7 @@ class Store:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
         self.writer = GroupCommitWriter(self.engine)
 
     @classmethod
@@ -243,8 +253,9 @@ class Store:
 
     def get_idempotency(self, instance_id: str, key: str, ttl: float) -> IdempotencyRecord | None:
         with self.engine.connect() as conn:
+            cols = (idempotency.c.body_hash, idempotency.c.status, idempotency.c.response, idempotency.c.state)
             row = conn.execute(
-                sa.select(idempotency.c.body_hash, idempotency.c.status, idempotency.c.response).where(
+                sa.select(*cols).where(
                     idempotency.c.instance_id == instance_id,
                     idempotency.c.key == key,
                     idempotency.c.created_at > time.time() - ttl,
@@ -252,21 +263,30 @@ class Store:
             ).first()
         if row is None:
             return None
-        return IdempotencyRecord(row.body_hash, row.status, json.loads(row.response))
+        return IdempotencyRecord(row.body_hash, row.status, json.loads(row.response), row.state == "pending")
 
-    async def put_idempotency(
-        self, instance_id: str, key: str, body_hash: str, status: int, response: dict[str, Any]
-    ) -> None:
+    async def begin_idempotency(self, instance_id: str, key: str, body_hash: str) -> None:
+        """Durably note that a keyed send is about to be handed to the engine."""
         row = {
             "instance_id": instance_id,
             "key": key,
             "body_hash": body_hash,
-            "status": status,
-            "response": json.dumps(response),
+            "status": 0,
+            "response": "{}",
             "created_at": time.time(),
+            "state": "pending",
         }
         # An expired record with the same key may still be there: replace it.
         await self.writer.write((_DELETE_IDEMPOTENCY, {"i": instance_id, "k": key}), (_INSERT_IDEMPOTENCY, row))
+
+    async def finish_idempotency(self, instance_id: str, key: str, status: int, response: dict[str, Any]) -> None:
+        """The send went out: replace the pending mark with the answer to replay."""
+        values = {"i": instance_id, "k": key, "status": status, "response": json.dumps(response), "state": "done"}
+        await self.writer.write((_FINISH_IDEMPOTENCY, values))
+
+    async def drop_idempotency(self, instance_id: str, key: str) -> None:
+        """The send certainly did not go out: the key may be used again (CONTRACT §2.5)."""
+        await self.writer.write((_DELETE_IDEMPOTENCY, {"i": instance_id, "k": key}))
 
     def purge_idempotency(self, ttl: float) -> int:
         with self.engine.begin() as conn:
@@ -290,6 +310,14 @@ class Store:
 
 def _instance(row: Any) -> InstanceRow:
     return InstanceRow(row.instance_id, bool(row.paired), row.jid, row.phone, row.push_name)
+
+
+def _add_missing_columns(engine: SqlEngine) -> None:
+    """Bring a store made by an earlier version up to date (columns are only ever added)."""
+    have = {c["name"] for c in sa.inspect(engine).get_columns("sm_idempotency")}
+    if "state" not in have:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE sm_idempotency ADD COLUMN state VARCHAR(8) NOT NULL DEFAULT 'done'")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

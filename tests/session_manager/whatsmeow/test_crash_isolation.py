@@ -10,7 +10,7 @@ import time
 import pytest
 
 from leadmaster.contract.status import Reason, SessionStatus
-from leadmaster.session_manager.engines.base import EngineNotReady, SendFailed
+from leadmaster.session_manager.engines.base import EngineNotReady, SendOutcomeUnknown
 
 from .conftest import Recorder, make_engine
 
@@ -72,7 +72,7 @@ async def test_sigkill_with_calls_in_flight_reports_engine_crashed_and_resumes(t
 
         with pytest.raises(EngineNotReady):
             await hang
-        with pytest.raises(SendFailed):
+        with pytest.raises(SendOutcomeUnknown):
             await send
         assert time.monotonic() - killed_at < 2.0, "in-flight calls must fail fast, not time out"
         for instance_id in ("ready1", "dialer"):

@@ -22,8 +22,9 @@ Contract for implementations
       `unpaired(id)` when credentials are gone (unlinked from the phone).
 * After `disconnect`, `logout` or `stop` return, the engine emits nothing more for that instance until
   the next `connect`.
-* Failures of a send raise `SendFailed` (WhatsApp rejected or failed it) or `EngineNotReady` (the session
-  is not usable right now); anything else is reported by the service as INTERNAL_ERROR.
+* Failures of a send raise `SendFailed` (WhatsApp rejected or failed it), `SendOutcomeUnknown` (it may have
+  gone out: the service then refuses to send it again under the same idempotency key) or `EngineNotReady`
+  (the session is not usable right now); anything else is reported by the service as INTERNAL_ERROR.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ class EngineError(Exception):
 
 class SendFailed(EngineError):
     """WhatsApp rejected or failed the send (CONTRACT §2.5 SEND_FAILED)."""
+
+
+class SendOutcomeUnknown(SendFailed):
+    """The send may or may not have reached WhatsApp (e.g. the engine died with it in flight)."""
 
 
 class EngineNotReady(EngineError):

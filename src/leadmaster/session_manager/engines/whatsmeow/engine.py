@@ -27,6 +27,7 @@ from leadmaster.session_manager.engines.base import (
     EngineNotReady,
     EngineSink,
     SendFailed,
+    SendOutcomeUnknown,
     SentMessage,
 )
 from leadmaster.session_manager.engines.whatsmeow import protocol
@@ -170,13 +171,13 @@ class WhatsmeowEngine(Engine):
             args = {"instance": instance_id, "jid": jid, "text": text}
             # Lost in flight: maybe handed to WhatsApp, maybe not; the caller may retry with its
             # idempotency key.
-            result = await self._call("send", args, SEND_RPC_TIMEOUT, lost=SendFailed)
+            result = await self._call("send", args, SEND_RPC_TIMEOUT, lost=SendOutcomeUnknown)
         except WorkerError as exc:
             if exc.kind == protocol.NOT_READY:
                 raise EngineNotReady(str(exc)) from exc
             raise SendFailed(str(exc)) from exc
         except WorkerTimeout as exc:
-            raise SendFailed(f"the WhatsApp worker failed during the send: {exc}") from exc
+            raise SendOutcomeUnknown(f"the WhatsApp worker did not answer the send: {exc}") from exc
         return SentMessage(str(result["id"]), _timestamp(int(result.get("timestamp") or 0)))
 
     async def account(self, instance_id: str) -> Account | None:
