@@ -18,28 +18,21 @@
         └── SessionManagerUnreachable 503 SESSION_MANAGER_UNREACHABLE  (refused, DNS, reset before a response)
 """
 
-from typing import Any, ClassVar
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from leadmaster.common.asgi import json_response
 from leadmaster.common.logs import request_id_var
-from leadmaster.contract.errors import error_body
+from leadmaster.contract.errors import ContractError, error_body
 
 
-class HubError(Exception):
-    status: ClassVar[int] = 500
-    code: ClassVar[str] = "INTERNAL_ERROR"
+class HubError(ContractError):
+    """Base of the hub's errors; its bodies always carry the request id."""
 
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.headers = headers or {}
-        self.extra = extra
-
-    def body(self, request_id: str | None) -> dict[str, Any]:
-        return error_body(self.code, self.message, **self.extra, request_id=request_id)
+    def body(self, request_id: str | None = None, **more: Any) -> dict[str, Any]:
+        return super().body(**more, request_id=request_id)
 
 
 class ValidationFailed(HubError):

@@ -23,23 +23,11 @@
 shared ASGI plumbing in `leadmaster.common.asgi`.
 """
 
-from typing import Any, ClassVar
-
-from leadmaster.contract.errors import error_body
+from leadmaster.contract.errors import ContractError
 
 
-class ServiceError(Exception):
-    status: ClassVar[int] = 500
-    code: ClassVar[str] = "INTERNAL_ERROR"
-
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.headers = headers or {}
-        self.extra = extra
-
-    def body(self) -> dict[str, Any]:
-        return error_body(self.code, self.message, **self.extra)
+class ServiceError(ContractError):
+    """Base of the session-manager's errors (500 INTERNAL_ERROR unless a subclass says otherwise)."""
 
 
 class BadRequest(ServiceError):
