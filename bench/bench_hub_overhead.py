@@ -16,7 +16,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.processes import Service, start_hub, start_session_manager  # noqa: E402
+
+from bench import loadgen  # noqa: E402
 
 SM_KEY = "bench-sm-key"
 ADMIN = ("bench", "bench-password-1")
@@ -37,15 +38,8 @@ class Target:
         self.body = json.dumps(body).encode()
         self.headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
 
-    def connect(self) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-
-    def send(self, conn: http.client.HTTPConnection) -> None:
-        conn.request("POST", self.path, self.body, self.headers)
-        resp = conn.getresponse()
-        resp.read()
-        if resp.status != 200:
-            raise RuntimeError(f"{self.name}: HTTP {resp.status}")
+    def request(self) -> loadgen.Request:
+        return ("POST", self.path, self.body, self.headers)
 
 
 def call_json(port: int, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
@@ -69,43 +63,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 def sequential_p50(target: Target, n: int) -> float:
-    conn = target.connect()
-    samples = []
-    for _ in range(n):
-        t = time.perf_counter()
-        target.send(conn)
-        samples.append(time.perf_counter() - t)
-    conn.close()
-    return statistics.median(samples) * 1000
+    return loadgen.latency(target.port, lambda _i: target.request(), n, warmup=0).p50_ms
 
 
 def throughput(target: Target, threads: int, per_thread: int) -> float:
-    barrier = threading.Barrier(threads + 1)
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        conn = target.connect()
-        target.send(conn)  # open the connection before the clock starts
-        barrier.wait()
-        try:
-            for _ in range(per_thread):
-                target.send(conn)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            conn.close()
-
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for th in pool:
-        th.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for th in pool:
-        th.join()
-    elapsed = time.perf_counter() - started
-    if errors:
-        raise errors[0]
-    return threads * per_thread / elapsed
+    return loadgen.throughput(target.port, lambda _t, _i: target.request(), threads, per_thread)
 
 
 def upstream_p50(hub: Service, token: str, n: int) -> float:
