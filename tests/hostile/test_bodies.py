@@ -11,7 +11,7 @@ from tests.fault.stack import SM_KEY, Stack
 from tests.hostile.conftest import PAIRED
 
 CID = PAIRED[0]
-HUGE = 2**63  # one past what the databases' BIGINT holds
+HUGES = (2**31, 2**63)  # one past PostgreSQL's INTEGER, one past SQLite's 64-bit integers
 
 
 def targets(stack: Stack) -> list[tuple[str, str, str]]:
@@ -57,7 +57,8 @@ def test_hostile_body_is_a_json_4xx_on_every_send_route(stack: Stack, name: str)
                 assert body["code"] == "PAYLOAD_TOO_LARGE"
 
 
-def test_cliente_ids_beyond_64_bits_are_not_found_or_invalid(stack: Stack) -> None:
+@pytest.mark.parametrize("HUGE", HUGES)
+def test_cliente_ids_beyond_the_database_column_are_not_found_or_invalid(stack: Stack, HUGE: int) -> None:
     with stack.hub_client() as hub:
         for method, path in (("GET", f"/api/whatsapp/{HUGE}/status"), ("GET", f"/api/whatsapp/{HUGE}/qr"),
                              ("GET", f"/api/whatsapp/{HUGE}/interactions"), ("POST", f"/api/whatsapp/{HUGE}/send")):

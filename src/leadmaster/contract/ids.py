@@ -4,8 +4,8 @@ import re
 
 INSTANCE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 IDEMPOTENCY_KEY_MAX = 255
-# The largest id a cliente can have: both databases store it as a signed 64-bit integer.
-CLIENTE_ID_MAX = 2**63 - 1
+# The largest id a cliente can have: the hub's INTEGER column (32-bit signed on PostgreSQL).
+CLIENTE_ID_MAX = 2**31 - 1
 
 
 def is_valid_instance_id(value: object) -> bool:
