@@ -78,6 +78,11 @@ async def retry_ambiguous(hub_url: str, keys: dict[int, str], results: list[Sent
         return list(await asyncio.gather(*retries))
 
 
+def ambiguous(s: Sent) -> bool:
+    """The caller cannot know whether the message went out."""
+    return s.code in AMBIGUOUS or s.body.get("upstream_code") == "SEND_OUTCOME_UNKNOWN"
+
+
 def check_ledger(attempts: list[Sent], outboxes: dict[int, list[dict[str, Any]]], tag: str,
                  limit: float) -> Counter[str]:
     """The invariants of a messaging gateway; returns the outcome counts for the report.
@@ -117,10 +122,10 @@ def check_ledger(attempts: list[Sent], outboxes: dict[int, list[dict[str, Any]]]
             assert data["message_id"] == m["message_id"], (s, m)
             previous = ok_ids.setdefault(s.text, data["message_id"])
             assert previous == data["message_id"], f"two different message ids for {s.text}"
-        elif s.code not in AMBIGUOUS:
+        elif not ambiguous(s):
             # Only a definite failure when no other attempt with this key succeeded or was ambiguous.
             others = [o for o in attempts if o.text == s.text and o is not s]
-            if all(o.status != 200 and o.code not in AMBIGUOUS for o in others):
+            if all(o.status != 200 and not ambiguous(o) for o in others):
                 assert not found, f"{s.code} but the message went out: {s.text}"
     attempted = {s.text for s in attempts}
     strays = set(by_text) - attempted
