@@ -5,6 +5,11 @@ from datetime import UTC, datetime
 from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+# What the databases accept, checked before a query so that bad input is a 4xx, never a driver error (500):
+# INTEGER columns are 32-bit signed on PostgreSQL, and PostgreSQL refuses NUL characters in text.
+DB_INT_MAX = 2**31 - 1
+NO_NUL = r"^[^\x00]*$"
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)

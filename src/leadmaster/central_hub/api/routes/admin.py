@@ -13,7 +13,7 @@ from leadmaster.central_hub import errors
 from leadmaster.central_hub.api.deps import AdminPrincipal, HubDep
 from leadmaster.central_hub.auth.secrets import hash_password, new_api_key
 from leadmaster.central_hub.db import repo
-from leadmaster.central_hub.db.models import ApiKey, Cliente, User
+from leadmaster.central_hub.db.models import DB_INT_MAX, NO_NUL, ApiKey, Cliente, User
 from leadmaster.contract.ids import CLIENTE_ID_MAX, INSTANCE_ID_RE, default_instance_id
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], responses={
@@ -23,19 +23,19 @@ router = APIRouter(prefix="/api/admin", tags=["admin"], responses={
 
 class ClienteIn(BaseModel):
     id: StrictInt = Field(gt=0, le=CLIENTE_ID_MAX, examples=[51])
-    name: str = Field(min_length=1, max_length=200, examples=["Acme"])
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL, examples=["Acme"])
     instance_id: str | None = Field(None, pattern=f"^{INSTANCE_ID_RE.pattern}$", examples=["sender_51"])
 
 
 class UserIn(BaseModel):
-    username: str = Field(min_length=1, max_length=150)
+    username: str = Field(min_length=1, max_length=150, pattern=NO_NUL)
     password: str = Field(min_length=8, max_length=1024)
     role: Literal["admin", "user"]
     cliente_id: StrictInt | None = Field(None, gt=0, le=CLIENTE_ID_MAX)
 
 
 class ApiKeyIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     role: Literal["admin", "user"]
     cliente_id: StrictInt | None = Field(None, gt=0, le=CLIENTE_ID_MAX)
 
@@ -136,6 +136,8 @@ async def list_api_keys(_: AdminPrincipal, hub: HubDep) -> list[dict[str, Any]]:
 @router.delete("/api-keys/{key_id}", status_code=204)
 async def revoke_api_key(key_id: int, _: AdminPrincipal, hub: HubDep) -> Response:
     """Revoke an API key; it is refused from the next request on."""
+    if not 0 < key_id <= DB_INT_MAX:  # beyond the INTEGER column: PostgreSQL would fail the query (500)
+        raise errors.NotFound(f"No API key with id {key_id}.")
     key_hash = await hub.db.run(lambda s: repo.revoke_api_key(s, key_id))
     if key_hash is None:
         raise errors.NotFound(f"No API key with id {key_id}.")

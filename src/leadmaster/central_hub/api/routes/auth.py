@@ -6,13 +6,14 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from leadmaster.central_hub.api.deps import HubDep
+from leadmaster.central_hub.db.models import NO_NUL
 from leadmaster.central_hub.errors import doc_response
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
 class LoginIn(BaseModel):
-    username: str = Field(min_length=1, max_length=150)
+    username: str = Field(min_length=1, max_length=150, pattern=NO_NUL)
     password: str = Field(min_length=1, max_length=1024)
 
 
