@@ -74,3 +74,41 @@ def test_pair_send_restart_and_stop(tmp_path: Path, store_env: dict[str, str]) -
     assert any(r.get("request_id") == "rid-e2e" and r.get("msg") == "sent" for r in records)
     text = sm.logs()
     assert "hello from e2e" not in text and "5491123456789" not in text
+
+
+def test_qr_command_draws_the_live_qr_in_the_terminal(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    sm = start_session_manager(tmp_path)
+    try:
+        with httpx.Client(base_url=sm.base_url, timeout=10) as c:
+            raw = wait_qr(c)
+        exe = Path(sys.executable).parent / "session-manager"
+        out = subprocess.run([str(exe), "qr", "--url", sm.base_url], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        assert "Scan with WhatsApp > Linked devices" in out.stdout
+        assert "█" in out.stdout or "▀" in out.stdout  # drawn with block characters
+        from leadmaster.session_manager import qr
+
+        assert qr.terminal(raw) in out.stdout  # the very code the service shows
+        with httpx.Client(base_url=sm.base_url, timeout=10) as c:
+            c.post("/api/session-manager/sandbox/admin/scan")
+            wait_status(c, "READY")
+        done = subprocess.run([str(exe), "qr", "--url", sm.base_url], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0 and "the session is READY" in done.stdout
+        down = subprocess.run([str(exe), "qr", "--url", "http://127.0.0.1:1"], capture_output=True, text=True,
+                              timeout=30)
+        assert down.returncode == 1 and "cannot reach" in down.stderr
+    finally:
+        sm.stop()
+
+
+def wait_qr(client: httpx.Client, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get("/qr").json()
+        if body["status"] == "QR_AVAILABLE":
+            return str(body["raw"])
+        time.sleep(0.05)
+    raise AssertionError("no QR")
