@@ -2,11 +2,11 @@
 
 import sys
 
-import uvicorn
 from pydantic import ValidationError
 
 from leadmaster.central_hub.config import Settings, describe_error
 from leadmaster.common.logs import configure_logging
+from leadmaster.common.server import serve
 
 
 def main() -> None:
@@ -19,17 +19,7 @@ def main() -> None:
     configure_logging("central-hub", settings.log_level)
     from leadmaster.central_hub.app import create_app
 
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_config=None,
-        lifespan="on",
-    )
-
+    serve(create_app(settings), settings.host, settings.port)
 
 if __name__ == "__main__":
     main()

@@ -27,9 +27,8 @@ def _settings_or_exit() -> object:
         sys.exit(2)
 
 
-def serve() -> None:
-    import uvicorn
-
+def run_service() -> None:
+    from leadmaster.common.server import serve
     from leadmaster.session_manager.app import create_app
     from leadmaster.session_manager.config import Settings
 
@@ -37,17 +36,7 @@ def serve() -> None:
     assert isinstance(settings, Settings)
     configure_logging("session-manager", settings.log_level)
     app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_config=None,
-        # A SIGTERM must end the process within 10 s whatever the engine is doing (issue 3).
-        timeout_graceful_shutdown=5,
-    )
+    serve(app, settings.host, settings.port)
 
 
 def show_qr(instance_id: str | None, url: str | None, watch: bool) -> int:
@@ -93,4 +82,4 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "qr":
         sys.exit(show_qr(args.instance, args.url, args.watch))
-    serve()
+    run_service()
