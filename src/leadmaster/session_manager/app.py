@@ -58,10 +58,11 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Store | 
 
     app.add_exception_handler(ServiceError, service_error)
     install_json_errors(app, "BAD_REQUEST")
+    # Route matching is linear: the canonical routes (the hub's send path) are tried first.
+    app.include_router(sessions.instances)
     app.include_router(meta.router)
     app.include_router(sessions.single_admin)
     app.include_router(sessions.listing)
-    app.include_router(sessions.instances)
     if engine.name == "sandbox":
         app.include_router(sandbox.router)
     app.add_middleware(
