@@ -51,9 +51,11 @@ class Harness:
         self.stack = stack
         self.settings_factory = settings_factory
 
-    async def start(self, engine: Engine | None = None, **overrides: Any) -> httpx.AsyncClient:
+    async def start(
+        self, engine: Engine | None = None, send_shortcut: bool = True, **overrides: Any
+    ) -> httpx.AsyncClient:
         settings = self.settings_factory(**overrides)
-        app = create_app(settings, engine=engine)
+        app = create_app(settings, engine=engine, send_shortcut=send_shortcut)
         await self.stack.enter_async_context(app.router.lifespan_context(app))
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sm.test")
         await self.stack.enter_async_context(client)

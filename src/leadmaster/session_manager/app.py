@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from leadmaster import __version__
 from leadmaster.common.asgi import RequestContextMiddleware, install_json_errors, json_response
+from leadmaster.session_manager.api.fast_send import FastSend
 from leadmaster.session_manager.api.routes import meta, sandbox, sessions
 from leadmaster.session_manager.config import Settings
 from leadmaster.session_manager.engines import build_engine
@@ -23,7 +24,9 @@ from leadmaster.session_manager.store import Store
 logger = logging.getLogger("leadmaster.session_manager")
 
 
-def create_app(settings: Settings, engine: Engine | None = None, store: Store | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, engine: Engine | None = None, store: Store | None = None, send_shortcut: bool = True
+) -> FastAPI:
     store = store or Store.open(settings.store_url, settings.data_dir)
     engine = engine or build_engine(settings, store)
     metrics = Metrics()
@@ -65,6 +68,9 @@ def create_app(settings: Settings, engine: Engine | None = None, store: Store | 
     app.include_router(sessions.listing)
     if engine.name == "sandbox":
         app.include_router(sandbox.router)
+    if send_shortcut:
+        # Added before the request context, so it runs inside it (API key, request id, limits, access log).
+        app.add_middleware(FastSend, service=service)
     app.add_middleware(
         RequestContextMiddleware,
         logger=logging.getLogger("leadmaster.session_manager.http"),
