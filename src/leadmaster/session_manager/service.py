@@ -248,7 +248,7 @@ class SessionService:
         return {"success": True, "status": SessionStatus.DISCONNECTED.value, "deleted": True}
 
     async def pair_code(self, instance_id: str, body: bytes) -> dict[str, Any]:
-        data = _json_object(body)
+        data = json_object(body)
         phone = parse_phone(data.get("phone"))
         if phone is None:
             raise errors.InvalidPhone(
@@ -373,7 +373,8 @@ class SessionService:
         return Reply(200, {"success": True, "message": "Message sent", "data": data})
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
+def json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or 400 INVALID_JSON."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -385,7 +386,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 def _parse_send(body: bytes) -> tuple[int, str, str, str]:
     """Validate a send body in the order of CONTRACT §2.5; return (cliente_id, to, jid, message)."""
-    data = _json_object(body)
+    data = json_object(body)
     cliente_id = data.get("cliente_id")
     if type(cliente_id) is not int or cliente_id <= 0:
         raise errors.InvalidClienteId(f"cliente_id must be a positive integer, got {cliente_id!r:.40}.")

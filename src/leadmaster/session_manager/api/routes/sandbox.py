@@ -2,7 +2,6 @@
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
@@ -15,6 +14,7 @@ from leadmaster.session_manager.api.schemas import errors as errs
 from leadmaster.session_manager.api.schemas import json_body
 from leadmaster.session_manager.engines.sandbox import NoQrToScanError, SandboxEngine
 from leadmaster.session_manager.phone import parse_phone
+from leadmaster.session_manager.service import json_object
 
 router = APIRouter(prefix="/api/session-manager/sandbox/{instance_id}", tags=["sandbox"])
 On = Annotated[Target, Depends(path_target)]
@@ -56,22 +56,11 @@ def _engine(svc: Any) -> SandboxEngine:
     return engine
 
 
-def _object(raw: bytes, allow_empty: bool) -> dict[str, Any]:
-    if allow_empty and not raw.strip():
-        return {}
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise errors.InvalidJson("Request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise errors.InvalidJson("Request body must be a JSON object.")
-    return data
-
-
 @router.post("/scan", response_model=ScanResult, responses=errs(400, 409))
 async def scan(request: Request, on: On) -> Response:
     """The sandbox phone scans the live QR (optional body `{"phone": "..."}` picks the account number)."""
-    data = _object(await request.body(), allow_empty=True)
+    raw = await request.body()
+    data = json_object(raw) if raw.strip() else {}  # the body is optional here
     phone = None
     if data.get("phone") is not None:
         phone = parse_phone(data["phone"])
@@ -94,7 +83,7 @@ async def outbox(on: On) -> Response:
 @router.post("/faults", response_model=Ok, responses=errs(400), openapi_extra=json_body(Faults))
 async def faults(request: Request, on: On) -> Response:
     """Inject faults: failing or slow sends, a dropped connection, an unlink from the phone."""
-    data = _object(await request.body(), allow_empty=False)
+    data = json_object(await request.body())
     unknown = set(data) - set(Faults.model_fields)
     if unknown:
         raise errors.InvalidFault(f"Unknown fault(s) {sorted(unknown)!r}; known: {sorted(Faults.model_fields)}.")
