@@ -12,10 +12,9 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-# PostgreSQL at 127.0.0.1:5432 (trust auth) for the second pass; start the local cluster if it is down.
-if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster >/dev/null 2>&1; then
-    for v in $(ls /etc/postgresql 2>/dev/null); do pg_ctlcluster --skip-systemctl-redirect "$v" main start || true; done
-fi
+# PostgreSQL at 127.0.0.1:5432 (trust auth on loopback) for the second pass: installed and started when missing.
+source scripts/postgres.sh
+ensure_postgres
 
 run() { echo "+ $*" >&2; "$@"; }
 run "${UV[@]}" run --frozen ruff check src tests bench
