@@ -28,7 +28,9 @@ class OverlapProbe(SandboxEngine):
         self.total = 0
         self.max_total = 0
 
-    async def send_text(self, instance_id: str, jid: str, text: str) -> SentMessage:
+    async def send_text(
+        self, instance_id: str, jid: str, text: str, message_id: str | None = None
+    ) -> SentMessage:
         self.active[instance_id] = self.active.get(instance_id, 0) + 1
         self.total += 1
         self.max_total = max(self.max_total, self.total)

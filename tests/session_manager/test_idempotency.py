@@ -131,7 +131,9 @@ def _restart(harness: Harness):  # type: ignore[no-untyped-def]
 class LosesTheAnswer(SandboxEngine):
     """Hands the message over, then loses the answer (as when the real engine's worker dies mid-send)."""
 
-    async def send_text(self, instance_id: str, jid: str, text: str) -> SentMessage:
+    async def send_text(
+        self, instance_id: str, jid: str, text: str, message_id: str | None = None
+    ) -> SentMessage:
         await super().send_text(instance_id, jid, text)
         raise SendOutcomeUnknown("worker died with the send in flight")
 

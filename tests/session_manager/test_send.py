@@ -127,7 +127,9 @@ async def test_send_returns_send_failed_when_whatsapp_fails(client: httpx.AsyncC
 
 
 class ExplodingEngine(SandboxEngine):
-    async def send_text(self, instance_id: str, jid: str, text: str) -> SentMessage:
+    async def send_text(
+        self, instance_id: str, jid: str, text: str, message_id: str | None = None
+    ) -> SentMessage:
         raise RuntimeError("library bug")
 
 

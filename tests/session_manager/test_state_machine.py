@@ -31,7 +31,9 @@ class NotSandbox(Engine):
     async def pair_code(self, instance_id: str, phone: str) -> str:
         return "AAAA-BBBB"
 
-    async def send_text(self, instance_id: str, jid: str, text: str) -> SentMessage:
+    async def send_text(
+        self, instance_id: str, jid: str, text: str, message_id: str | None = None
+    ) -> SentMessage:
         raise AssertionError("not used")
 
     async def account(self, instance_id: str) -> Account | None:

@@ -25,3 +25,12 @@ class Reason(StrEnum):
     DISCONNECT_REQUESTED = "DISCONNECT_REQUESTED"
     LOGOUT_REQUESTED = "LOGOUT_REQUESTED"
     SHUTDOWN = "SHUTDOWN"
+
+
+class MessageStatus(StrEnum):
+    """CONTRACT §5: the delivery status of a message the session-manager sent; only moves forward (FAILED aside)."""
+
+    SENT = "SENT"
+    DELIVERED = "DELIVERED"
+    READ = "READ"
+    FAILED = "FAILED"

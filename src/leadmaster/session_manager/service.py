@@ -17,7 +17,7 @@ import orjson
 
 from leadmaster.common.logs import log, mask_phone
 from leadmaster.contract.ids import is_valid_idempotency_key, is_valid_instance_id
-from leadmaster.contract.status import Reason, SessionStatus
+from leadmaster.contract.status import MessageStatus, Reason, SessionStatus
 from leadmaster.session_manager import errors
 from leadmaster.session_manager.config import Settings
 from leadmaster.session_manager.engines.base import (
@@ -143,6 +143,10 @@ class SessionService:
     def unpaired(self, instance_id: str) -> None:
         self.store.set_unpaired(instance_id)
         log(logger, logging.INFO, "unpaired", instance_id=instance_id)
+
+    def message_status(self, instance_id: str, message_id: str, status: MessageStatus, at: datetime) -> None:
+        # Stored by the message-status store (CONTRACT §5); until then only counted in the log.
+        log(logger, logging.DEBUG, "receipt", instance_id=instance_id, message_id=message_id, status=status)
 
     def _set(self, s: Session, status: SessionStatus, reason: str | None) -> None:
         if status is SessionStatus.READY or status is SessionStatus.INIT:

@@ -20,6 +20,15 @@ Contract for implementations
     - `qr_changed(id, payload, expires_at)` each time a QR code rotates; `payload=None` when no QR is live.
     - `paired(id, account)` once credentials are stored (after a scan, pairing code, or a resumed login);
       `unpaired(id)` when credentials are gone (unlinked from the phone).
+    - `message_status(id, message_id, status, at)` for each WhatsApp receipt about a message this engine sent
+      (server ack → SENT, delivered → DELIVERED, read / read-self → READ, server error → FAILED). Engines
+      report what they see, in any order and possibly repeated; the service keeps statuses moving forward only.
+      Receipts about anyone else's messages are never reported (CONTRACT §5: no incoming-message processing).
+* `send_text(..., message_id=...)`: an engine whose `chooses_message_id` is True sends under exactly that
+  WhatsApp message ID (whatsmeow's `SendRequestExtra.ID`), so that a retry of a keyed send whose outcome was
+  lost re-sends the same message, which WhatsApp treats as one (CONTRACT §5 "Exactly-once"). An engine that
+  cannot choose IDs ignores it and leaves `chooses_message_id` False; the service then refuses such retries.
+* `check_numbers` asks WhatsApp which of some phone numbers (digits only) have an account; only while READY.
 * After `disconnect`, `logout` or `stop` return, the engine emits nothing more for that instance until
   the next `connect`.
 * Failures of a send raise `SendFailed` (WhatsApp rejected or failed it), `SendOutcomeUnknown` (it may have
@@ -35,7 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Protocol
 
-from leadmaster.contract.status import SessionStatus
+from leadmaster.contract.status import MessageStatus, SessionStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +97,13 @@ class EngineSink(Protocol):
 
     def unpaired(self, instance_id: str) -> None: ...
 
+    def message_status(self, instance_id: str, message_id: str, status: MessageStatus, at: datetime) -> None: ...
+
 
 class Engine(abc.ABC):
     name: ClassVar[str]
+    # True when `send_text` honours `message_id` (see the module docstring, "Exactly-once").
+    chooses_message_id: ClassVar[bool] = False
 
     @abc.abstractmethod
     async def start(self, sink: EngineSink) -> None:
@@ -117,8 +130,12 @@ class Engine(abc.ABC):
         """Ask for an 8-character pairing code for `phone` (digits); only while a QR is live."""
 
     @abc.abstractmethod
-    async def send_text(self, instance_id: str, jid: str, text: str) -> SentMessage:
-        """Send a plain text message to a user JID; the session is READY when this is called."""
+    async def send_text(self, instance_id: str, jid: str, text: str, message_id: str | None = None) -> SentMessage:
+        """Send a plain text message to a user JID (under `message_id` if given); the session is READY."""
+
+    async def check_numbers(self, instance_id: str, phones: list[str]) -> dict[str, str | None]:
+        """For each phone (digits), its user JID when the number is on WhatsApp, else None; READY only."""
+        raise EngineNotReady(f"the {self.name} engine cannot check numbers")
 
     @abc.abstractmethod
     async def account(self, instance_id: str) -> Account | None:

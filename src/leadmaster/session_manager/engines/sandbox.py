@@ -189,7 +189,9 @@ class SandboxEngine(Engine):
         code = "".join(secrets.choice(_PAIR_ALPHABET) for _ in range(8))
         return f"{code[:4]}-{code[4:]}"
 
-    async def send_text(self, instance_id: str, jid: str, text: str) -> SentMessage:
+    async def send_text(
+        self, instance_id: str, jid: str, text: str, message_id: str | None = None
+    ) -> SentMessage:
         sim = self._sim(instance_id)
         if sim.send_delay_ms:
             await asyncio.sleep(sim.send_delay_ms / 1000)

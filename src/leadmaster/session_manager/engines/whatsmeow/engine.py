@@ -166,7 +166,9 @@ class WhatsmeowEngine(Engine):
         except WorkerTimeout as exc:
             raise EngineError(str(exc)) from exc
 
-    async def send_text(self, instance_id: str, jid: str, text: str) -> SentMessage:
+    async def send_text(
+        self, instance_id: str, jid: str, text: str, message_id: str | None = None
+    ) -> SentMessage:
         try:
             args = {"instance": instance_id, "jid": jid, "text": text}
             # Lost in flight: maybe handed to WhatsApp, maybe not; the caller may retry with its
