@@ -74,7 +74,7 @@ def test_cli_rejects_unknown_engine(tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "session-manager"
     env = {"PATH": "/usr/bin:/bin", "SESSION_MANAGER_ENGINE": "baileys", "SESSION_MANAGER_DATA_DIR": str(tmp_path)}
     proc = subprocess.run([str(exe)], env=env, capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 2 and "engine" in proc.stderr
+    assert proc.returncode == 2 and "SESSION_MANAGER_ENGINE='baileys' is invalid" in proc.stderr
 
 
 async def test_logs_mask_phones_and_never_carry_message_bodies(

@@ -4,9 +4,10 @@ import sys
 
 from pydantic import ValidationError
 
-from leadmaster.central_hub.config import Settings, describe_error
+from leadmaster.central_hub.config import Settings
 from leadmaster.common.logs import configure_logging
 from leadmaster.common.server import serve
+from leadmaster.common.settings import describe_error
 
 
 def main() -> None:
@@ -14,7 +15,7 @@ def main() -> None:
         settings = Settings()
     except ValidationError as exc:
         # One line, naming the variable and its value (CONTRACT §3.1); exit 2 = bad configuration.
-        print(f"central-hub: {describe_error(exc)}", file=sys.stderr)
+        print(f"central-hub: {describe_error(exc, Settings)}", file=sys.stderr)
         sys.exit(2)
     configure_logging("central-hub", settings.log_level)
     from leadmaster.central_hub.app import create_app

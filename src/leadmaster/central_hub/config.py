@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BASE_URL_VAR = "SESSION_MANAGER_BASE_URL"
@@ -51,12 +51,3 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'central-hub.db').resolve()}"
 
-
-def describe_error(exc: ValidationError) -> str:
-    """One stderr line naming the first bad variable and its value."""
-    err = exc.errors()[0]
-    var = str(err["loc"][0]) if err.get("loc") else "configuration"
-    ctx_error = (err.get("ctx") or {}).get("error")
-    if ctx_error is not None:
-        return str(ctx_error)
-    return f"{var}={err.get('input')!r} is invalid: {err['msg']}"

@@ -13,6 +13,7 @@ import urllib.request
 from pydantic import ValidationError
 
 from leadmaster.common.logs import configure_logging
+from leadmaster.common.settings import describe_error
 
 
 def _settings_or_exit() -> object:
@@ -21,9 +22,8 @@ def _settings_or_exit() -> object:
     try:
         return Settings()
     except ValidationError as exc:
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "settings"
-            print(f"session-manager: invalid configuration: {where}: {err['msg']}", file=sys.stderr)
+        # One line naming each bad variable and its value, as the hub does (CONTRACT §3.1); exit 2 = bad config.
+        print(f"session-manager: {describe_error(exc, Settings)}", file=sys.stderr)
         sys.exit(2)
 
 

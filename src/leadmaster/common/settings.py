@@ -1,0 +1,32 @@
+"""How both services report a bad setting: one line naming each bad variable and its value (CONTRACT §3.1)."""
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+
+
+def variable_name(settings_cls: type[BaseSettings], loc: str) -> str:
+    """The environment variable behind a validation error's `loc` (a field name or already an alias)."""
+    field = settings_cls.model_fields.get(loc)
+    if field is None:
+        return loc  # pydantic-settings reports aliased fields under the alias, i.e. the variable itself
+    if isinstance(field.validation_alias, str):
+        return field.validation_alias
+    prefix = str(settings_cls.model_config.get("env_prefix", ""))
+    return f"{prefix}{loc}".upper()
+
+
+def describe_error(exc: ValidationError, settings_cls: type[BaseSettings]) -> str:
+    """`VAR='value' is invalid: why`, for every bad variable, on one line (a validator's own text is kept)."""
+    parts: list[str] = []
+    for err in exc.errors():
+        ctx_error = (err.get("ctx") or {}).get("error")
+        if ctx_error is not None:
+            # Our validators' messages already name the variable and its value.
+            parts.append(str(ctx_error))
+            continue
+        var = variable_name(settings_cls, str(err["loc"][0])) if err.get("loc") else "configuration"
+        if err["type"] == "missing":
+            parts.append(f"{var} is not set")
+        else:
+            parts.append(f"{var}={err.get('input')!r} is invalid: {err['msg']}")
+    return "; ".join(parts).replace("\n", " ")
