@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import Engine as SqlEngine
+
+from leadmaster.common.sqlite import use_sqlite_pragmas
 
 metadata = sa.MetaData()
 
@@ -192,7 +193,9 @@ class Store:
         self.url = url
         self.engine: SqlEngine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            # The store's needs: send-path writes go through one group-commit thread and the others are rare
+            # (connect, pairing), so a 5 s wait for the lock means trouble, not contention; no foreign keys.
+            use_sqlite_pragmas(self.engine, busy_timeout_ms=5_000, foreign_keys=False)
         metadata.create_all(self.engine)
         _add_missing_columns(self.engine)
         self.writer = GroupCommitWriter(self.engine)
@@ -318,12 +321,3 @@ def _add_missing_columns(engine: SqlEngine) -> None:
     if "state" not in have:
         with engine.begin() as conn:
             conn.exec_driver_sql("ALTER TABLE sm_idempotency ADD COLUMN state VARCHAR(8) NOT NULL DEFAULT 'done'")
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL + NORMAL: durable across process crashes (what SIGKILL tests exercise), fast commits.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.close()

@@ -3,12 +3,14 @@
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from leadmaster.common.sqlite import use_sqlite_pragmas
 
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -16,17 +18,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # WAL: readers (admin pages) never block the interaction-log writer and vice versa.
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        # The hub's needs: users and API keys reference clientes (foreign keys enforced); several writers in
+        # worker threads (interaction log, admin API, logins), so a writer waits up to 30 s for another.
+        use_sqlite_pragmas(engine, busy_timeout_ms=30_000, foreign_keys=True)
         return engine
     return create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
 
