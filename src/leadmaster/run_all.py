@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from leadmaster.common.logs import LOG_FORMAT_VAR, pretty_line, resolve_log_format
+
 STOP_GRACE_SECONDS = 10.0
 HEALTH_TIMEOUT_SECONDS = 90.0  # the real engine's first import of neonize can take a while
 CREDENTIALS_WAIT_SECONDS = 10.0
@@ -48,30 +50,25 @@ class Child:
         return f"http://127.0.0.1:{self.port}/health"
 
 
-_SKIP_FIELDS = frozenset({"ts", "level", "service", "logger", "msg"})
+def shown(name: str, line: str, pretty: bool) -> str:
+    """A child's output line as we print it: a JSON log entry drawn by `pretty_line`, else `[name] line`."""
+    if pretty:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict) and "msg" in entry:
+            return pretty_line({"service": name, **entry})  # the entry names its service: no prefix
+    return f"[{name}] {line}"
 
 
-def human(line: str) -> str:
-    """A JSON log line as `HH:MM:SS level msg key=value ...`; anything else unchanged."""
-    try:
-        entry = json.loads(line)
-    except ValueError:
-        return line
-    if not isinstance(entry, dict) or "msg" not in entry:
-        return line
-    when = str(entry.get("ts", ""))[11:19]
-    extra = " ".join(f"{k}={v}" for k, v in entry.items() if k not in _SKIP_FIELDS)
-    return f"{when} {entry.get('level', '')!s:<7} {entry['msg']} {extra}".rstrip()
-
-
-def _pump(child: Child, readable: bool) -> None:
+def _pump(child: Child, pretty: bool) -> None:
     assert child.proc.stdout is not None
     for raw in child.proc.stdout:
-        line = raw.rstrip()
-        say(f"[{child.name}] {human(line) if readable else line}")
+        say(shown(child.name, raw.rstrip(), pretty))
 
 
-def _spawn(name: str, module: str, port: int, env: dict[str, str], readable: bool) -> Child:
+def _spawn(name: str, module: str, port: int, env: dict[str, str], pretty: bool) -> Child:
     # `python -c`, not the console script: behaves the same under `uv run`, a venv or an editable install.
     code = f"import sys; from {module} import main; sys.exit(main())"
     proc = subprocess.Popen(
@@ -87,7 +84,7 @@ def _spawn(name: str, module: str, port: int, env: dict[str, str], readable: boo
     )
     child = Child(name, port, proc)
     say(f"{PREFIX} {name} started (pid {proc.pid})")
-    threading.Thread(target=_pump, args=(child, readable), name=f"log-{name}", daemon=True).start()
+    threading.Thread(target=_pump, args=(child, pretty), name=f"log-{name}", daemon=True).start()
     return child
 
 
@@ -182,9 +179,14 @@ def main() -> int:
         "SESSION_MANAGER_BASE_URL": f"http://127.0.0.1:{sm_port}",
     }
     engine = env.get("SESSION_MANAGER_ENGINE") or "whatsmeow"
-    # Humans at a terminal get short text lines; pipes and log collectors keep the services' JSON.
-    log_format = env.get("LEADMASTER_LOG_FORMAT") or ("text" if sys.stdout.isatty() else "json")
-    readable = log_format == "text"
+    # People at a terminal get readable lines; pipes and log collectors keep the services' JSON.
+    try:
+        pretty = resolve_log_format(env.get(LOG_FORMAT_VAR), sys.stdout) == "pretty"
+    except ValueError as exc:
+        say(f"{PREFIX} {exc}", sys.stderr)
+        return 2
+    # The children always write JSON to us; we draw it (so a child never draws it a second time).
+    sm_env[LOG_FORMAT_VAR] = hub_env[LOG_FORMAT_VAR] = "json"
 
     stop = threading.Event()
     received: list[int] = []
@@ -192,12 +194,12 @@ def main() -> int:
     children: list[Child] = []
     try:
         say(f"{PREFIX} starting session-manager on port {sm_port} (engine {engine}, data {sm_data})")
-        sm = _spawn("session-manager", "leadmaster.session_manager.cli", sm_port, sm_env, readable)
+        sm = _spawn("session-manager", "leadmaster.session_manager.cli", sm_port, sm_env, pretty)
         children.append(sm)
         if not _wait_healthy(sm, stop):
             return _startup_failed(children, sm, stop, received)
         say(f"{PREFIX} starting central-hub on port {hub_port} (data {hub_data})")
-        hub = _spawn("central-hub", "leadmaster.central_hub.cli", hub_port, hub_env, readable)
+        hub = _spawn("central-hub", "leadmaster.central_hub.cli", hub_port, hub_env, pretty)
         children.append(hub)
         if not _wait_healthy(hub, stop):
             return _startup_failed(children, hub, stop, received)

@@ -17,7 +17,7 @@ def main() -> None:
         # One line, naming the variable and its value (CONTRACT §3.1); exit 2 = bad configuration.
         print(f"central-hub: {describe_error(exc, Settings)}", file=sys.stderr)
         sys.exit(2)
-    configure_logging("central-hub", settings.log_level)
+    configure_logging("central-hub", settings.log_level, settings.log_format)
     from leadmaster.central_hub.app import create_app
 
     serve(create_app(settings), settings.host, settings.port)

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     admin_password: str | None = Field(None, validation_alias="CENTRAL_HUB_ADMIN_PASSWORD")
     token_lifetime_seconds: int = Field(3600, validation_alias="CENTRAL_HUB_TOKEN_LIFETIME_SECONDS", ge=60)
     log_level: str = Field("INFO", validation_alias="CENTRAL_HUB_LOG_LEVEL")
+    # json or pretty; unset: pretty on a terminal, json otherwise (common.logs).
+    log_format: Literal["json", "pretty"] | None = Field(None, validation_alias="LEADMASTER_LOG_FORMAT")
     sm_api_key: str | None = Field(None, validation_alias="SESSION_MANAGER_API_KEY")
     sm_connect_timeout: float = Field(5.0, validation_alias="SESSION_MANAGER_CONNECT_TIMEOUT", gt=0)
     sm_read_timeout: float = Field(30.0, validation_alias="SESSION_MANAGER_READ_TIMEOUT", gt=0)
@@ -34,6 +36,11 @@ class Settings(BaseSettings):
     @field_validator("database_url", "secret_key", "admin_username", "admin_password", "sm_api_key")
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _unset_format(cls, value: str | None) -> str | None:
         return value or None
 
     @field_validator("session_manager_base_url")

@@ -34,7 +34,7 @@ def run_service() -> None:
 
     settings = _settings_or_exit()
     assert isinstance(settings, Settings)
-    configure_logging("session-manager", settings.log_level)
+    configure_logging("session-manager", settings.log_level, settings.log_format)
     app = create_app(settings)
     serve(app, settings.host, settings.port)
 

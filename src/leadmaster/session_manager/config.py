@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     default_instance: str = "admin"
     api_key: str | None = None
     log_level: str = "INFO"
+    # json or pretty; unset: pretty on a terminal, json otherwise (common.logs).
+    log_format: Literal["json", "pretty"] | None = Field(None, validation_alias="LEADMASTER_LOG_FORMAT")
     # Sandbox only: pair by itself this many seconds after the first QR (0 = only on /scan).
     sandbox_auto_pair_seconds: float = Field(0.0, validation_alias="SANDBOX_AUTO_PAIR_SECONDS", ge=0)
     # Sandbox only: QR rotation, as the real engine (first code 60 s, then 20 s, 6 codes).
@@ -51,6 +53,11 @@ class Settings(BaseSettings):
     @field_validator("api_key", "store_url", "whatsmeow_proxy")
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _unset_format(cls, value: str | None) -> str | None:
         return value or None
 
     @field_validator("default_instance")
