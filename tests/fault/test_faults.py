@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fault.load import Sent, check_ledger, retry_ambiguous, run_load
+from tests.fault.load import HANG_SECONDS, Sent, check_ledger, retry_ambiguous, run_load
 from tests.fault.stack import TO, Stack
 
 HUB_ENV = {"SESSION_MANAGER_CONNECT_TIMEOUT": "1", "SESSION_MANAGER_READ_TIMEOUT": "1"}
@@ -141,12 +141,12 @@ def test_faults_during_load_lose_nothing_and_double_nothing(stack: Stack) -> Non
     def on_progress(n: int) -> None:
         progress[0] = n
 
-    results = asyncio.run(run_load(stack.hub_url, keys, total, concurrency=32, tag="chaos", limit=LIMIT + 5,
+    results = asyncio.run(run_load(stack.hub_url, keys, total, concurrency=32, tag="chaos", limit=HANG_SECONDS,
                                    stop_after=120, on_progress=on_progress))
     thread.join(60)
     assert log == ["send_error", "drop_connection", "stall", "sigkill+restart"]
     assert stack.hub is not None and stack.hub.proc.poll() is None, "the hub crashed"
-    outcomes = check_ledger(results, {c: stack.outbox(c) for c in keys}, "chaos", LIMIT)
+    outcomes = check_ledger(results, {c: stack.outbox(c) for c in keys}, "chaos")
     for code in ("WHATSAPP_ERROR", "SERVICE_UNAVAILABLE", "SESSION_MANAGER_UNREACHABLE"):
         assert outcomes[code] > 0, f"fault never surfaced as {code}: {outcomes}"
 
@@ -157,11 +157,11 @@ def test_faults_during_load_lose_nothing_and_double_nothing(stack: Stack) -> Non
     retries: list[Sent] = []
     pending, deadline = timed_out, time.monotonic() + 30
     while pending and time.monotonic() < deadline:  # a retry may meet its first send still queued: 504 again
-        retries += asyncio.run(retry_ambiguous(stack.hub_url, keys, pending, LIMIT + 5))
+        retries += asyncio.run(retry_ambiguous(stack.hub_url, keys, pending, HANG_SECONDS))
         done = {r.text for r in retries if r.status == 200}
         pending = [s for s in timed_out if s.text not in done]
     assert not pending, [r.body for r in retries if r.status != 200][:3]
-    check_ledger(results + retries, {c: stack.outbox(c) for c in keys}, "chaos", LIMIT)
+    check_ledger(results + retries, {c: stack.outbox(c) for c in keys}, "chaos")
     for cid in keys:
         assert send_until_ok(stack, cid, f"after chaos {cid}").status_code == 200
 
@@ -170,7 +170,7 @@ def test_faults_during_load_lose_nothing_and_double_nothing(stack: Stack) -> Non
     # SEND_OUTCOME_UNKNOWN instead of sending a second copy. This doubled messages before the mark existed.
     unreachable = [s for s in results if s.code == "SESSION_MANAGER_UNREACHABLE"]
     assert unreachable, outcomes
-    retries += asyncio.run(retry_ambiguous(stack.hub_url, keys, unreachable, LIMIT + 5))
-    check_ledger(results + retries, {c: stack.outbox(c) for c in keys}, "chaos", LIMIT)
+    retries += asyncio.run(retry_ambiguous(stack.hub_url, keys, unreachable, HANG_SECONDS))
+    check_ledger(results + retries, {c: stack.outbox(c) for c in keys}, "chaos")
     unknown = [r for r in retries if r.body.get("upstream_code") == "SEND_OUTCOME_UNKNOWN"]
     assert all(r.status == 502 and r.code == "WHATSAPP_ERROR" for r in unknown), unknown[:3]
