@@ -40,6 +40,8 @@ def create_app(
         description="Business API over the session-manager: auth, tenant isolation, error mapping, "
         "interaction log. Every error body is `{success:false, code, message, request_id, ...}`.",
         lifespan=lifespan,
+        # No 307 to the Host header's origin for a trailing slash: an unknown path is a JSON 404 (issue 11).
+        redirect_slashes=False,
     )
     app.state.hub = hub
     # Route matching is linear and costs ~µs per route tried: the send path and /health go first.

@@ -19,7 +19,7 @@ def main() -> None:
     configure_logging("central-hub", settings.log_level)
     from leadmaster.central_hub.app import create_app
 
-    serve(create_app(settings), settings.host, settings.port)
+    serve(create_app(settings), settings.host, settings.port, settings.request_read_timeout)
 
 if __name__ == "__main__":
     main()

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     admin_password: str | None = Field(None, validation_alias="CENTRAL_HUB_ADMIN_PASSWORD")
     token_lifetime_seconds: int = Field(3600, validation_alias="CENTRAL_HUB_TOKEN_LIFETIME_SECONDS", ge=60)
     log_level: str = Field("INFO", validation_alias="CENTRAL_HUB_LOG_LEVEL")
+    # Seconds a client may take to send a whole request (head and body) before it is dropped with a 408.
+    request_read_timeout: float = Field(10.0, validation_alias="CENTRAL_HUB_REQUEST_READ_TIMEOUT", gt=0)
     sm_api_key: str | None = Field(None, validation_alias="SESSION_MANAGER_API_KEY")
     sm_connect_timeout: float = Field(5.0, validation_alias="SESSION_MANAGER_CONNECT_TIMEOUT", gt=0)
     sm_read_timeout: float = Field(30.0, validation_alias="SESSION_MANAGER_READ_TIMEOUT", gt=0)

@@ -18,6 +18,7 @@ from leadmaster.central_hub.db.models import User
 from leadmaster.central_hub.db.session import Database, make_engine, migrate
 from leadmaster.central_hub.interactions import InteractionLog
 from leadmaster.central_hub.session_manager_client import SessionManagerClient
+from leadmaster.common.files import private_dir
 from leadmaster.common.logs import log
 from leadmaster.common.metrics import Counter, Histogram, Registry
 
@@ -57,7 +58,7 @@ class Hub:
 
     async def start(self) -> None:
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(s.data_dir)  # 0700, and files an older version left 0644 become 0600
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # import-time noise
         engine = make_engine(s.resolved_database_url)
         await asyncio.to_thread(migrate, engine)

@@ -51,6 +51,8 @@ def create_app(
         description="One WhatsApp session per instance_id (CONTRACT.md §2). "
         "When SESSION_MANAGER_API_KEY is set, every route but /health needs `Authorization: Bearer <key>`.",
         lifespan=lifespan,
+        # No 307 to the Host header's origin for a trailing slash: an unknown path is a JSON 404 (issue 11).
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.service = service

@@ -36,7 +36,7 @@ def run_service() -> None:
     assert isinstance(settings, Settings)
     configure_logging("session-manager", settings.log_level)
     app = create_app(settings)
-    serve(app, settings.host, settings.port)
+    serve(app, settings.host, settings.port, settings.request_read_timeout)
 
 
 def show_qr(instance_id: str | None, url: str | None, watch: bool) -> int:

@@ -23,6 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine as SqlEngine
 
+from leadmaster.common.files import private_dir
+
 metadata = sa.MetaData()
 
 instances = sa.Table(
@@ -199,7 +201,7 @@ class Store:
 
     @classmethod
     def open(cls, store_url: str | None, data_dir: Path) -> Store:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)  # 0700, and files an older version left 0644 become 0600
         return cls(sqlalchemy_url(store_url, data_dir))
 
     def close(self) -> None:

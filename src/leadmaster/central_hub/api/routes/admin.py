@@ -146,9 +146,16 @@ async def revoke_api_key(key_id: int, _: AdminPrincipal, hub: HubDep) -> Respons
 
 
 def naive_utc(value: datetime | None) -> datetime | None:
+    """`since` as naive UTC; a time whose UTC equivalent falls outside years 1-9999 is a 400."""
     if value is None or value.tzinfo is None:
         return value
-    return value.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise errors.ValidationFailed(
+            f"since={value.isoformat()} is out of range: in UTC it falls outside years 1 to 9999.",
+            details=[{"loc": ["query", "since"], "msg": "out of range"}],
+        ) from None
 
 
 @router.get("/interactions")
