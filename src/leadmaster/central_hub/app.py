@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 
 from leadmaster.central_hub.api.deps import document_bearer_auth
 from leadmaster.central_hub.api.fast_send import FastSend
-from leadmaster.central_hub.api.routes import admin, auth, me, system, whatsapp
+from leadmaster.central_hub.api.routes import admin, auth, me, system, users, whatsapp
 from leadmaster.central_hub.config import Settings
 from leadmaster.central_hub.errors import install_error_handler
 from leadmaster.central_hub.hub import Hub
@@ -45,8 +45,9 @@ def create_app(
     )
     app.state.hub = hub
     # Route matching is linear and costs ~µs per route tried: the send path and /health go first.
-    for module in (whatsapp, system, me, auth, admin):
+    for module in (whatsapp, system, me, auth, admin, users):
         app.include_router(module.router)
+    app.include_router(users.admin_router)
 
     def request_extra(_: Request) -> dict[str, Any]:
         return {"request_id": request_id_var.get()}
