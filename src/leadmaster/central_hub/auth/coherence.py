@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from leadmaster.common.logs import log
 
 CHANNEL = "leadmaster_hub_changed"  # the migration's trigger notifies on this channel
+APPLICATION_NAME = "leadmaster-hub-listener"  # names the connection in pg_stat_activity
 HEARTBEAT_SECONDS = 2.0  # a dead listener connection is noticed within about this (+ the query timeout)
 RECONNECT_MAX_SECONDS = 5.0
 
@@ -78,7 +79,8 @@ class ChangeListener:
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
     async def _listen(self) -> None:
-        conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True, connect_timeout=5)
+        conn = await psycopg.AsyncConnection.connect(
+            self.dsn, autocommit=True, connect_timeout=5, application_name=APPLICATION_NAME)
         async with conn:
             await conn.execute(f"LISTEN {CHANNEL}")
             # Whatever changed while nobody listened: start from empty caches, then trust them again.
