@@ -15,6 +15,7 @@ from leadmaster.central_hub.errors import install_error_handler
 from leadmaster.central_hub.hub import Hub
 from leadmaster.central_hub.web import mount_dashboard
 from leadmaster.common.asgi import RequestContextMiddleware, install_json_errors
+from leadmaster.common.docs import install_docs
 from leadmaster.common.logs import request_id_var
 
 VERSION = "0.1.0"
@@ -42,6 +43,9 @@ def create_app(
         lifespan=lifespan,
         # No 307 to the Host header's origin for a trailing slash: an unknown path is a JSON 404 (issue 11).
         redirect_slashes=False,
+        # Served by common/docs.py from packaged assets (no CDN), with a CSP.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.hub = hub
     # Route matching is linear and costs ~µs per route tried: the send path and /health go first.
@@ -59,6 +63,7 @@ def create_app(
     if send_shortcut:
         app.add_middleware(FastSend, hub=hub)
     app.add_middleware(RequestContextMiddleware, logger=logger, observe=hub.observe_request)
+    install_docs(app)
     document_bearer_auth(app)
     mount_dashboard(app)
     return app

@@ -5,11 +5,13 @@ import sys
 from pydantic import ValidationError
 
 from leadmaster.central_hub.config import Settings, describe_error
+from leadmaster.common.files import private_umask
 from leadmaster.common.logs import configure_logging
 from leadmaster.common.server import serve
 
 
 def main() -> None:
+    private_umask()  # before anything opens a file (serve() sets it too, for any other caller)
     try:
         settings = Settings()
     except ValidationError as exc:

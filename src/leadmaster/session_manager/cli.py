@@ -12,6 +12,7 @@ import urllib.request
 
 from pydantic import ValidationError
 
+from leadmaster.common.files import private_umask
 from leadmaster.common.logs import configure_logging
 
 
@@ -32,6 +33,7 @@ def run_service() -> None:
     from leadmaster.session_manager.app import create_app
     from leadmaster.session_manager.config import Settings
 
+    private_umask()  # before anything opens a file: the store is created by create_app below
     settings = _settings_or_exit()
     assert isinstance(settings, Settings)
     configure_logging("session-manager", settings.log_level)
