@@ -41,7 +41,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service
         sm.stop()
 
 
-def sign_in_with_next(browser: Any, hub: Service, next_param: str) -> str:
+def sign_in_with_next(browser: Any, hub: Service, next_param: str) -> str:  # noqa: F811
     context = browser.new_context()
     try:
         page = context.new_page()
