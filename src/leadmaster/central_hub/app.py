@@ -9,12 +9,13 @@ from fastapi import FastAPI, Request
 
 from leadmaster.central_hub.api.deps import document_bearer_auth
 from leadmaster.central_hub.api.fast_send import FastSend
-from leadmaster.central_hub.api.routes import admin, auth, me, system, whatsapp
+from leadmaster.central_hub.api.routes import admin, auth, me, system, users, whatsapp
 from leadmaster.central_hub.config import Settings
 from leadmaster.central_hub.errors import install_error_handler
 from leadmaster.central_hub.hub import Hub
 from leadmaster.central_hub.web import mount_dashboard
 from leadmaster.common.asgi import RequestContextMiddleware, install_json_errors
+from leadmaster.common.docs import install_docs
 from leadmaster.common.logs import request_id_var
 
 VERSION = "0.1.0"
@@ -40,11 +41,17 @@ def create_app(
         description="Business API over the session-manager: auth, tenant isolation, error mapping, "
         "interaction log. Every error body is `{success:false, code, message, request_id, ...}`.",
         lifespan=lifespan,
+        # No 307 to the Host header's origin for a trailing slash: an unknown path is a JSON 404 (issue 11).
+        redirect_slashes=False,
+        # Served by common/docs.py from packaged assets (no CDN), with a CSP.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.hub = hub
     # Route matching is linear and costs ~µs per route tried: the send path and /health go first.
-    for module in (whatsapp, system, me, auth, admin):
+    for module in (whatsapp, system, me, auth, admin, users):
         app.include_router(module.router)
+    app.include_router(users.admin_router)
 
     def request_extra(_: Request) -> dict[str, Any]:
         return {"request_id": request_id_var.get()}
@@ -56,6 +63,7 @@ def create_app(
     if send_shortcut:
         app.add_middleware(FastSend, hub=hub)
     app.add_middleware(RequestContextMiddleware, logger=logger, observe=hub.observe_request)
+    install_docs(app)
     document_bearer_auth(app)
     mount_dashboard(app)
     return app

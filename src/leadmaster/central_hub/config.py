@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", validation_alias="CENTRAL_HUB_LOG_LEVEL")
     # json or pretty; unset: pretty on a terminal, json otherwise (common.logs).
     log_format: Literal["json", "pretty"] | None = Field(None, validation_alias="LEADMASTER_LOG_FORMAT")
+    # Seconds a client may take to send a whole request (head and body) before it is dropped with a 408.
+    request_read_timeout: float = Field(10.0, validation_alias="CENTRAL_HUB_REQUEST_READ_TIMEOUT", gt=0)
     sm_api_key: str | None = Field(None, validation_alias="SESSION_MANAGER_API_KEY")
     sm_connect_timeout: float = Field(5.0, validation_alias="SESSION_MANAGER_CONNECT_TIMEOUT", gt=0)
     sm_read_timeout: float = Field(30.0, validation_alias="SESSION_MANAGER_READ_TIMEOUT", gt=0)

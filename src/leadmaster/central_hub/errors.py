@@ -7,6 +7,7 @@
     ├── Forbidden                     403 FORBIDDEN
     ├── NotFound                      404 NOT_FOUND
     ├── Conflict                      409 CONFLICT
+    ├── TooManyAttempts               429 TOO_MANY_ATTEMPTS    (login limit; Retry-After)
     ├── NotSupported                  501 NOT_SUPPORTED        (not in SESSION_MANAGER_API=single-admin)
     └── UpstreamError                 502 (abstract: the session-manager call failed; CONTRACT §3.4)
         ├── UpstreamValidationError   400 VALIDATION_ERROR     (upstream 400; upstream_code kept)
@@ -60,6 +61,13 @@ class NotFound(HubError):
 
 class Conflict(HubError):
     status, code = 409, "CONFLICT"
+
+
+class TooManyAttempts(HubError):
+    status, code = 429, "TOO_MANY_ATTEMPTS"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)}, retry_after=retry_after)
 
 
 class NotSupported(HubError):

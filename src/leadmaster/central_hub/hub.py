@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from leadmaster.central_hub.auth.authenticator import Authenticator
+from leadmaster.central_hub.auth.coherence import CacheCoherence, ChangeListener
 from leadmaster.central_hub.auth.secrets import hash_password, load_or_create_secret, write_private
 from leadmaster.central_hub.clientes import ClienteDirectory
 from leadmaster.central_hub.config import Settings
@@ -18,6 +19,7 @@ from leadmaster.central_hub.db.models import User
 from leadmaster.central_hub.db.session import Database, make_engine, migrate
 from leadmaster.central_hub.interactions import InteractionLog
 from leadmaster.central_hub.session_manager_client import SessionManagerClient
+from leadmaster.common.files import private_dir
 from leadmaster.common.logs import log
 from leadmaster.common.metrics import Counter, Histogram, Registry
 
@@ -25,6 +27,8 @@ from leadmaster.common.metrics import Counter, Histogram, Registry
 class Hub:
     db: Database
     auth: Authenticator
+    coherence: CacheCoherence
+    listener: ChangeListener | None
     clientes: ClienteDirectory
     interactions: InteractionLog
 
@@ -41,6 +45,7 @@ class Hub:
         self.sm_reachable: bool | None = None
         self.sm_checked_at: datetime | None = None
         self._health_task: asyncio.Task[None] | None = None
+        self.listener = None
         self.registry = Registry()
         self.http_requests = self.registry.add(Counter(
             "central_hub_http_requests_total", "Requests served by the hub", ("method", "route", "status")
@@ -57,14 +62,21 @@ class Hub:
 
     async def start(self) -> None:
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(s.data_dir)  # 0700, and files an older version left 0644 become 0600
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # import-time noise
         engine = make_engine(s.resolved_database_url)
         await asyncio.to_thread(migrate, engine)
         self.db = Database(engine)
         secret = load_or_create_secret(s.data_dir, s.secret_key)
-        self.auth = Authenticator(self.db, secret, s.token_lifetime_seconds)
-        self.clientes = ClienteDirectory(self.db)
+        # One process on SQLite: local invalidation is enough. On PostgreSQL other hub processes may change
+        # credentials too: caches are trusted only while the listener is connected (see auth/coherence.py).
+        shared = engine.dialect.name == "postgresql"
+        self.coherence = CacheCoherence(trusted=not shared)
+        self.listener = ChangeListener(s.resolved_database_url, self.coherence, self.logger) if shared else None
+        if self.listener is not None:
+            self.listener.start()
+        self.auth = Authenticator(self.db, secret, s.token_lifetime_seconds, self.coherence)
+        self.clientes = ClienteDirectory(self.db, self.coherence)
         self.interactions = InteractionLog(self.db, self.logger)
         await self.db.run(self._first_run_admin)
         await self.client.start()
@@ -77,8 +89,11 @@ class Hub:
             self._health_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._health_task
+        if self.listener is not None:
+            await self.listener.stop()
         await self.interactions.stop()
         await self.client.close()
+        self.auth.close()
         self.db.engine.dispose()
 
     def _first_run_admin(self, session: Session) -> None:

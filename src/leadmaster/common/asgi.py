@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadmaster.common.logs import log, request_id_var
@@ -129,6 +130,10 @@ class RequestContextMiddleware:
                 status_holder[0] = 413
                 return
             await self.app(scope, receive_wrapper, send_wrapper)
+        except ClientDisconnect:
+            # Gone before its body arrived (or dropped by the read timeout, common/server.py): nobody to answer.
+            if status_holder[0] == 0:
+                status_holder[0] = 499
         except _BodyTooLarge:
             if status_holder[0] == 0:
                 await _send_json(send, 413, _too_large(self.max_body), request_id)

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from leadmaster import __version__
 from leadmaster.common.asgi import RequestContextMiddleware, install_json_errors, json_response
+from leadmaster.common.docs import install_docs
 from leadmaster.session_manager.api.fast_send import FastSend
 from leadmaster.session_manager.api.routes import meta, sandbox, sessions
 from leadmaster.session_manager.config import Settings
@@ -51,6 +52,11 @@ def create_app(
         description="One WhatsApp session per instance_id (CONTRACT.md §2). "
         "When SESSION_MANAGER_API_KEY is set, every route but /health needs `Authorization: Bearer <key>`.",
         lifespan=lifespan,
+        # No 307 to the Host header's origin for a trailing slash: an unknown path is a JSON 404 (issue 11).
+        redirect_slashes=False,
+        # Served by common/docs.py from packaged assets (no CDN), with a CSP.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.service = service
@@ -71,6 +77,7 @@ def create_app(
     if send_shortcut:
         # Added before the request context, so it runs inside it (API key, request id, limits, access log).
         app.add_middleware(FastSend, service=service)
+    install_docs(app)
     app.add_middleware(
         RequestContextMiddleware,
         logger=logging.getLogger("leadmaster.session_manager.http"),

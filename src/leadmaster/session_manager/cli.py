@@ -12,6 +12,7 @@ import urllib.request
 
 from pydantic import ValidationError
 
+from leadmaster.common.files import private_umask
 from leadmaster.common.logs import configure_logging
 from leadmaster.common.settings import describe_error
 
@@ -32,11 +33,12 @@ def run_service() -> None:
     from leadmaster.session_manager.app import create_app
     from leadmaster.session_manager.config import Settings
 
+    private_umask()  # before anything opens a file: the store is created by create_app below
     settings = _settings_or_exit()
     assert isinstance(settings, Settings)
     configure_logging("session-manager", settings.log_level, settings.log_format)
     app = create_app(settings)
-    serve(app, settings.host, settings.port)
+    serve(app, settings.host, settings.port, settings.request_read_timeout)
 
 
 def show_qr(instance_id: str | None, url: str | None, watch: bool) -> int:

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # json or pretty; unset: pretty on a terminal, json otherwise (common.logs).
     log_format: Literal["json", "pretty"] | None = Field(None, validation_alias="LEADMASTER_LOG_FORMAT")
+    # Seconds a client may take to send a whole request (head and body) before it is dropped with a 408.
+    request_read_timeout: float = Field(10.0, gt=0)
     # Sandbox only: pair by itself this many seconds after the first QR (0 = only on /scan).
     sandbox_auto_pair_seconds: float = Field(0.0, validation_alias="SANDBOX_AUTO_PAIR_SECONDS", ge=0)
     # Sandbox only: QR rotation, as the real engine (first code 60 s, then 20 s, 6 codes).

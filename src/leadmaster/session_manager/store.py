@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine as SqlEngine
 
+from leadmaster.common.files import private_dir
 from leadmaster.common.sqlite import use_sqlite_pragmas
 
 metadata = sa.MetaData()
@@ -202,7 +203,7 @@ class Store:
 
     @classmethod
     def open(cls, store_url: str | None, data_dir: Path) -> Store:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)  # 0700, and files an older version left 0644 become 0600
         return cls(sqlalchemy_url(store_url, data_dir))
 
     def close(self) -> None:

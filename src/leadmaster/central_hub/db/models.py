@@ -38,6 +38,20 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     cliente_id: Mapped[int | None] = mapped_column(ForeignKey("clientes.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Bumped by a password change or a demotion: a token carries the value it was issued with (claim `ver`)
+    # and is refused once they differ (CONTRACT §3.3: credentials follow the user's current state).
+    credentials_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class LoginFailure(Base):
+    """One failed (or running) sign-in: the login limit counts them per username across hub processes."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_username_at", "username", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    username: Mapped[str] = mapped_column(String(150))
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
 class ApiKey(Base):

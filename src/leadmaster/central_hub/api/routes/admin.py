@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from leadmaster.central_hub import errors
 from leadmaster.central_hub.api.deps import AdminPrincipal, HubDep
-from leadmaster.central_hub.auth.secrets import hash_password, new_api_key
+from leadmaster.central_hub.auth.secrets import new_api_key
 from leadmaster.central_hub.db import repo
 from leadmaster.central_hub.db.models import DB_INT_MAX, NO_NUL, ApiKey, Cliente, User
 from leadmaster.contract.ids import CLIENTE_ID_MAX, INSTANCE_ID_RE, default_instance_id
@@ -40,7 +40,7 @@ class ApiKeyIn(BaseModel):
     cliente_id: StrictInt | None = Field(None, gt=0, le=CLIENTE_ID_MAX)
 
 
-def _check_binding(s: Session, role: str, cliente_id: int | None) -> None:
+def check_binding(s: Session, role: str, cliente_id: int | None) -> None:
     # A user is bound to exactly one existing cliente; an admin to none.
     if role == "admin" and cliente_id is not None:
         raise errors.ValidationFailed("An admin is not bound to a cliente: leave cliente_id out.")
@@ -84,13 +84,13 @@ async def list_clientes(_: AdminPrincipal, hub: HubDep) -> list[dict[str, Any]]:
 @router.post("/users", status_code=201)
 async def create_user(body: UserIn, _: AdminPrincipal, hub: HubDep) -> dict[str, Any]:
     """Create a user (admin, or user bound to one cliente)."""
+    password_hash = await hub.auth.hasher.hash(body.password)  # argon2: on its own pool
 
     def create(s: Session) -> dict[str, Any]:
-        _check_binding(s, body.role, body.cliente_id)
+        check_binding(s, body.role, body.cliente_id)
         if repo.user_by_name(s, body.username) is not None:
             raise errors.Conflict(f"User {body.username!r} already exists.")
-        # Hashed here, in the worker thread: argon2 takes tens of milliseconds.
-        row = User(username=body.username, password_hash=hash_password(body.password), role=body.role,
+        row = User(username=body.username, password_hash=password_hash, role=body.role,
                    cliente_id=body.cliente_id)
         s.add(row)
         s.flush()
@@ -115,7 +115,7 @@ async def create_api_key(body: ApiKeyIn, _: AdminPrincipal, hub: HubDep) -> dict
     key, prefix, key_hash = new_api_key()
 
     def create(s: Session) -> dict[str, Any]:
-        _check_binding(s, body.role, body.cliente_id)
+        check_binding(s, body.role, body.cliente_id)
         row = ApiKey(
             name=body.name, prefix=prefix, key_hash=key_hash, role=body.role, cliente_id=body.cliente_id
         )
@@ -141,14 +141,21 @@ async def revoke_api_key(key_id: int, _: AdminPrincipal, hub: HubDep) -> Respons
     key_hash = await hub.db.run(lambda s: repo.revoke_api_key(s, key_id))
     if key_hash is None:
         raise errors.NotFound(f"No API key with id {key_id}.")
-    hub.auth.forget_key(key_hash)
+    hub.auth.forget_key(key_hash)  # this process at once; the others by the database's NOTIFY
     return Response(status_code=204)
 
 
 def naive_utc(value: datetime | None) -> datetime | None:
+    """`since` as naive UTC; a time whose UTC equivalent falls outside years 1-9999 is a 400."""
     if value is None or value.tzinfo is None:
         return value
-    return value.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise errors.ValidationFailed(
+            f"since={value.isoformat()} is out of range: in UTC it falls outside years 1 to 9999.",
+            details=[{"loc": ["query", "since"], "msg": "out of range"}],
+        ) from None
 
 
 @router.get("/interactions")

@@ -26,6 +26,8 @@ class TokenOut(BaseModel):
 @router.post("/login", response_model=TokenOut, responses={
     400: doc_response("VALIDATION_ERROR: malformed body", "VALIDATION_ERROR"),
     401: doc_response("INVALID_CREDENTIALS: wrong username or password", "INVALID_CREDENTIALS"),
+    429: doc_response("TOO_MANY_ATTEMPTS: 10 failures for this username within 15 minutes (Retry-After)",
+                      "TOO_MANY_ATTEMPTS", retry_after=840),
 })
 async def login(body: LoginIn, hub: HubDep) -> dict[str, Any]:
     """Exchange a username and password for a bearer token."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+from leadmaster.common.files import private_dir
 from leadmaster.common.logs import log
 
 logger = logging.getLogger("leadmaster.session_manager.engines.whatsmeow")
@@ -55,7 +56,7 @@ class Credentials:
         self._lock = threading.Lock()
 
     def prepare(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)  # WhatsApp credentials: owner only, whatever neonize's own modes
 
     def database(self, instance_id: str) -> str:
         """What neonize takes as its store: a SQLite path or the Postgres URL."""

@@ -6,10 +6,22 @@ document.addEventListener("DOMContentLoaded", () => {
   const form = $("login-form");
   const error = $("login-error");
 
+  // Where the dashboard lives: "/" and these pages (never the API, the docs or another origin).
+  const DASHBOARD = [/^\/$/, /^\/clientes(\/\d+)?$/, /^\/admin$/];
+
   function nextUrl() {
-    const next = new URLSearchParams(location.search).get("next") || "/";
-    // Only same-site paths: an open redirect after login would help phishing.
-    return next.startsWith("/") && !next.startsWith("//") ? next : "/";
+    const raw = new URLSearchParams(location.search).get("next");
+    if (!raw || !raw.startsWith("/")) return "/";
+    // Resolve it as the browser will: "/\\evil", "/\t/evil" and the like turn into another origin here.
+    let url;
+    try {
+      url = new URL(raw, location.origin);
+    } catch (_) {
+      return "/";
+    }
+    if (url.origin !== location.origin) return "/";
+    if (!DASHBOARD.some((re) => re.test(url.pathname))) return "/";
+    return url.pathname + url.search + url.hash;
   }
 
   form.addEventListener("submit", async (event) => {
