@@ -136,6 +136,15 @@ func (m *Manager) handleTest(op string, raw json.RawMessage) (any, error) {
 		return map[string]any{"slept": a.Seconds}, nil
 	case "test_seed":
 		return m.seed(raw)
+	case "test_record_sent":
+		var a struct {
+			Instance  string `json:"instance"`
+			MessageID string `json:"message_id"`
+		}
+		if err := decode(raw, &a); err != nil {
+			return nil, err
+		}
+		return map[string]any{"recorded": true}, m.store.RecordSent(m.ctx, a.Instance, a.MessageID)
 	case "test_stored":
 		var a instanceArgs
 		if err := decode(raw, &a); err != nil {
