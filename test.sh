@@ -20,6 +20,12 @@ run() { echo "+ $*" >&2; "$@"; }
 run "${UV[@]}" run --frozen ruff check src tests bench
 run "${UV[@]}" run --frozen mypy
 run "${UV[@]}" run --frozen lint-imports
+# The Go engine worker: vet, formatting (gofmt -l must list nothing) and its own tests.
+GO="$(python3 scripts/build_worker.py --go)"
+( cd engine-worker && export GOTOOLCHAIN=local PATH="$(dirname "$GO"):$PATH" CGO_ENABLED=0 \
+    && run "$GO" vet ./... \
+    && unformatted="$("$(dirname "$GO")/gofmt" -l .)" && { [ -z "$unformatted" ] || { echo "gofmt: $unformatted" >&2; exit 1; }; } \
+    && run "$GO" test -count=1 ./... )
 echo "== tests on SQLite ==" >&2
 run "${UV[@]}" run --frozen pytest "$@"
 echo "== tests on PostgreSQL ==" >&2

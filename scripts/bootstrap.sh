@@ -19,4 +19,6 @@ ensure_env() {
     ensure_uv
     # --frozen: install exactly what uv.lock says; never re-resolve on a user's machine.
     "${UV[@]}" sync --frozen --quiet "$@"
+    # The Go engine worker (engine-worker/): rebuilt into .build/ only when its sources changed.
+    python3 scripts/build_worker.py >/dev/null
 }

@@ -26,13 +26,11 @@ def test_central_hub_imports_no_whatsapp_library_at_runtime() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_session_manager_api_process_does_not_load_neonize() -> None:
-    code = (
-        "import sys, leadmaster.session_manager.app, leadmaster.session_manager.engines.whatsmeow;"
-        "sys.exit(1 if 'neonize' in sys.modules else 0)"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+def test_no_python_whatsapp_library_is_installed() -> None:
+    """WhatsApp lives only in the Go engine worker (engine-worker/), a separate process."""
+    import importlib.util
+
+    assert importlib.util.find_spec("neonize") is None
 
 
 def test_session_manager_code_calls_nothing_but_whatsapp() -> None:

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # Whatsmeow only: reconnect backoff after a failed dial (exponential with jitter, first delay and cap).
     whatsmeow_backoff_base_seconds: float = Field(1.0, gt=0)
     whatsmeow_backoff_cap_seconds: float = Field(300.0, gt=0)
+    # Whatsmeow only: dials in flight at once (1,000 stored sessions never storm WhatsApp at start-up).
+    whatsmeow_max_dials: int = Field(16, ge=1, le=1000)
+    # Whatsmeow only: the one database pool of every device of the node (PostgreSQL server connections).
+    whatsmeow_db_connections: int = Field(8, ge=1, le=100)
 
     @field_validator("api_key", "store_url", "whatsmeow_proxy")
     @classmethod

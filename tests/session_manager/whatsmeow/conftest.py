@@ -1,11 +1,16 @@
-"""Fixtures for the real whatsmeow engine, offline: a refusing proxy makes every dial fail at once."""
+"""Fixtures for the real whatsmeow engine (the Go worker), offline: a refusing proxy makes every dial fail at once.
+
+On the PostgreSQL pass (LEADMASTER_TEST_DB=postgres) every engine gets its own throwaway database.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -14,12 +19,32 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from leadmaster.contract.status import SessionStatus
+from leadmaster.contract.status import MessageStatus, SessionStatus
 from leadmaster.session_manager.config import Settings
 from leadmaster.session_manager.engines.base import Account
 from leadmaster.session_manager.engines.whatsmeow import WhatsmeowEngine
+from leadmaster.session_manager.engines.whatsmeow.process import REPO_ROOT
+from tests.support import db
 
 REFUSING_PROXY = "http://127.0.0.1:1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def worker_built() -> None:
+    """The Go worker, rebuilt when its sources changed (a no-op when ./test.sh already built it)."""
+    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "build_worker.py")], check=True, timeout=900,
+                   stdout=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def wm_store_url() -> Iterator[str | None]:
+    """None (SQLite in the data dir) or a throwaway PostgreSQL database for the module's engines."""
+    if not db.use_postgres():
+        yield None
+        return
+    url = db.create_database("leadmaster_wm_test")
+    yield url
+    db.drop_database(url)
 
 
 @dataclass
@@ -44,6 +69,9 @@ class Recorder:
 
     def unpaired(self, instance_id: str) -> None:
         self._add("unpaired", instance_id, None)
+
+    def message_status(self, instance_id: str, message_id: str, status: MessageStatus, at: datetime) -> None:
+        self._add("message_status", instance_id, (message_id, status, at))
 
     def of(self, instance_id: str, kind: str | None = None) -> list[Any]:
         return [v for _, k, i, v in self.events if i == instance_id and (kind is None or k == kind)]
@@ -74,17 +102,19 @@ class Recorder:
             raise AssertionError(f"{instance_id}: no {status} {reason}; saw {seen_so_far}") from None
 
 
-def make_engine(data_dir: Path, **options: Any) -> WhatsmeowEngine:
-    settings = Settings(engine="whatsmeow", data_dir=data_dir, connect_on_start=False)
+def make_engine(data_dir: Path, store_url: str | None = None, **options: Any) -> WhatsmeowEngine:
+    settings = Settings(engine="whatsmeow", data_dir=data_dir, store_url=store_url, connect_on_start=False)
     options.setdefault("proxy", REFUSING_PROXY)
     options.setdefault("test_hooks", True)
     return WhatsmeowEngine(settings, **options)
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def shared(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[WhatsmeowEngine, Recorder]]:
-    """One worker for the module's tests (each uses its own instance ids): a worker start costs ~1-3 s."""
-    engine = make_engine(tmp_path_factory.mktemp("wm"), backoff_base=0.1, backoff_cap=0.4)
+async def shared(
+    tmp_path_factory: pytest.TempPathFactory, wm_store_url: str | None
+) -> AsyncIterator[tuple[WhatsmeowEngine, Recorder]]:
+    """One worker for the module's tests (each uses its own instance ids)."""
+    engine = make_engine(tmp_path_factory.mktemp("wm"), wm_store_url, backoff_base=0.1, backoff_cap=0.4)
     recorder = Recorder()
     await engine.start(recorder)
     await engine.wait_ready()

@@ -20,7 +20,7 @@ def worker_pids(parent: int) -> list[int]:
     for task in Path(f"/proc/{parent}/task").iterdir():
         for child in (task / "children").read_text().split():
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            if b"whatsmeow.worker" in cmdline:
+            if b"leadmaster-whatsmeow-worker" in cmdline:
                 pids.append(int(child))
     return pids
 

@@ -1,7 +1,6 @@
-"""The real WhatsApp engine: whatsmeow through neonize, run in a supervised worker process.
+"""The real WhatsApp engine: whatsmeow in a supervised Go worker process (engine-worker/).
 
-Only `worker`, `manager`, `sessions` and `testhooks` import neonize, and only inside the worker process.
-The engine is imported lazily so that the worker process, which imports this package, stays lean.
+Nothing here imports a WhatsApp library. The engine is imported lazily, keeping this package's import cheap.
 """
 
 from __future__ import annotations

@@ -1,21 +1,18 @@
-"""Where each instance's whatsmeow credentials live, and how to drop them (no neonize needed here).
+"""Where whatsmeow credentials live, and how to drop them when the worker cannot (no Go needed here).
 
-SQLite (default): one store file per instance, `<data_dir>/whatsmeow/<instance_id>.sqlite3`, so neonize's
-"first device of the store" is always that instance's device.
-Postgres (`SESSION_MANAGER_STORE_URL`): every device shares one database, and neonize tells them apart only
-by JID, so the instance → device JID map is kept in `<data_dir>/whatsmeow/devices.json`; an instance with
-no known JID pairs as a brand-new device.
+The Go worker keeps every device of the node in one whatsmeow store: `<data_dir>/whatsmeow/whatsmeow.sqlite3`
+by default, or the PostgreSQL database of `SESSION_MANAGER_STORE_URL`, beside its own table
+`leadmaster_wa_instance` (instance_id → device JID), so that any node sharing the database finds an
+instance's device. The worker deletes credentials itself (logout, forget, unlinked from the phone);
+this module does it only when no worker is running.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 import re
-import threading
-from dataclasses import dataclass
+import sqlite3
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -24,25 +21,20 @@ from leadmaster.common.logs import log
 
 logger = logging.getLogger("leadmaster.session_manager.engines.whatsmeow")
 
-_SQLITE_SUFFIXES = ("", "-journal", "-wal", "-shm")
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceJid:
-    user: str
-    server: str
-    device: int = 0
-
-    def __str__(self) -> str:
-        # whatsmeow's JID.String() form, the key of its whatsmeow_device table.
-        return f"{self.user}:{self.device}@{self.server}" if self.device else f"{self.user}@{self.server}"
+SQLITE_FILE = "whatsmeow.sqlite3"  # engine-worker/store.go SQLiteFile
+_FIND = "SELECT jid FROM leadmaster_wa_instance WHERE instance_id = {p}"
+_DELETES = (
+    # Other whatsmeow tables reference the device row with ON DELETE CASCADE.
+    "DELETE FROM whatsmeow_device WHERE jid = {p}",
+    "DELETE FROM leadmaster_wa_instance WHERE instance_id = {p}",
+    "DELETE FROM leadmaster_wa_sent WHERE instance_id = {p}",
+)
 
 
 def go_postgres_url(url: str) -> str:
-    """The store URL as Go's lib/pq (and psycopg) read it: no SQLAlchemy `+driver`, TLS off on loopback."""
+    """The store URL as psycopg (and the worker) read it: no SQLAlchemy `+driver`, TLS off on loopback."""
     parts = urlsplit(re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", url))
     query = parse_qs(parts.query)
-    # lib/pq defaults to sslmode=require (libpq: prefer), which a local server without TLS refuses.
     if "sslmode" not in query and (parts.hostname or "localhost") in ("localhost", "127.0.0.1", "::1"):
         query["sslmode"] = ["disable"]
     return urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
@@ -52,83 +44,63 @@ class Credentials:
     def __init__(self, data_dir: Path, store_url: str | None) -> None:
         self.root = data_dir / "whatsmeow"
         self.store_url = go_postgres_url(store_url) if store_url else None
-        self._map_path = self.root / "devices.json"
-        self._lock = threading.Lock()
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.root / SQLITE_FILE
 
     def prepare(self) -> None:
         private_dir(self.root)  # WhatsApp credentials: owner only, whatever neonize's own modes
 
-    def database(self, instance_id: str) -> str:
-        """What neonize takes as its store: a SQLite path or the Postgres URL."""
-        return self.store_url or str(self.sqlite_path(instance_id))
-
-    def sqlite_path(self, instance_id: str) -> Path:
-        return self.root / f"{instance_id}.sqlite3"
-
-    def device(self, instance_id: str) -> DeviceJid | None:
-        raw = self._load().get(instance_id)
-        if not isinstance(raw, dict):
-            return None
-        try:
-            return DeviceJid(str(raw["user"]), str(raw["server"]), int(raw.get("device", 0)))
-        except (KeyError, TypeError, ValueError):
-            return None
-
-    def remember(self, instance_id: str, jid: DeviceJid) -> None:
-        if not self.store_url:
-            return
-        with self._lock:
-            data = self._load()
-            data[instance_id] = {"user": jid.user, "server": jid.server, "device": jid.device}
-            self._save(data)
-
     def delete(self, instance_id: str) -> None:
-        """Delete the instance's credentials from the store; best effort, never raises."""
-        if self.store_url:
-            jid = self.device(instance_id)
-            with self._lock:
-                data = self._load()
-                data.pop(instance_id, None)
-                self._save(data)
-            if jid is not None:
-                self._delete_pg_device(str(jid))
-            return
-        for suffix in _SQLITE_SUFFIXES:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"{self.sqlite_path(instance_id)}{suffix}")
-
-    def pg_device_exists(self, jid: DeviceJid) -> bool:
-        """Whether the Postgres store still holds this device (neonize crashes on a missing one)."""
-        import psycopg
-
-        assert self.store_url
+        """Delete the instance's device and mapping from the store; best effort, never raises."""
         try:
-            with psycopg.connect(self.store_url, connect_timeout=5) as conn:
-                row = conn.execute("SELECT 1 FROM whatsmeow_device WHERE jid = %s", (str(jid),)).fetchone()
-                return row is not None
-        except psycopg.errors.UndefinedTable:
-            return False
-
-    def _delete_pg_device(self, jid: str) -> None:
-        import psycopg
-
-        assert self.store_url
-        try:
-            with psycopg.connect(self.store_url, connect_timeout=5) as conn:
-                # Other whatsmeow tables reference the device row with ON DELETE CASCADE.
-                conn.execute("DELETE FROM whatsmeow_device WHERE jid = %s", (jid,))
+            if self.store_url:
+                self._delete_pg(instance_id)
+            elif self.sqlite_path.exists():
+                self._delete_sqlite(instance_id)
         except Exception as exc:
-            log(logger, logging.WARNING, "could not delete device from the store", jid=jid, error=repr(exc))
+            log(logger, logging.WARNING, "could not delete credentials from the store", instance_id=instance_id,
+                error=repr(exc)[:300])
 
-    def _load(self) -> dict[str, object]:
-        try:
-            data = json.loads(self._map_path.read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+    def stored(self, instance_id: str) -> str | None:
+        """The device JID the store maps the instance to (None when unpaired or no store yet)."""
+        if self.store_url:
+            import psycopg
 
-    def _save(self, data: dict[str, object]) -> None:
-        self.prepare()
-        tmp = self._map_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, sort_keys=True))
-        os.replace(tmp, self._map_path)
+            with psycopg.connect(self.store_url, connect_timeout=5) as conn:
+                try:
+                    row = conn.execute(_FIND.format(p="%s"), (instance_id,)).fetchone()
+                except psycopg.errors.UndefinedTable:
+                    return None
+        else:
+            if not self.sqlite_path.exists():
+                return None
+            with contextlib.closing(sqlite3.connect(self.sqlite_path, timeout=10)) as db:
+                try:
+                    row = db.execute(_FIND.format(p="?"), (instance_id,)).fetchone()
+                except sqlite3.OperationalError:
+                    return None
+        return str(row[0]) if row else None
+
+    def _delete_sqlite(self, instance_id: str) -> None:
+        with contextlib.closing(sqlite3.connect(self.sqlite_path, timeout=10)) as db:
+            db.execute("PRAGMA foreign_keys = ON")
+            jid = db.execute(_FIND.format(p="?"), (instance_id,)).fetchone()
+            with db:
+                db.execute(_DELETES[0].format(p="?"), (jid[0] if jid else "",))
+                for statement in _DELETES[1:]:
+                    db.execute(statement.format(p="?"), (instance_id,))
+
+    def _delete_pg(self, instance_id: str) -> None:
+        import psycopg
+
+        assert self.store_url
+        with psycopg.connect(self.store_url, connect_timeout=5) as conn:
+            try:
+                jid = conn.execute(_FIND.format(p="%s"), (instance_id,)).fetchone()
+            except psycopg.errors.UndefinedTable:
+                return
+            conn.execute(_DELETES[0].format(p="%s"), (jid[0] if jid else "",))
+            for statement in _DELETES[1:]:
+                conn.execute(statement.format(p="%s"), (instance_id,))

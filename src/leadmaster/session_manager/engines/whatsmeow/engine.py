@@ -1,9 +1,10 @@
-"""`WhatsmeowEngine`: the real WhatsApp engine, neonize (whatsmeow) in a supervised worker process.
+"""`WhatsmeowEngine`: the real WhatsApp engine, whatsmeow in a supervised Go worker process.
 
 The API process keeps only bookkeeping: which instances should be connected (each with a generation, so a
 late event of an older connection is dropped), the last account seen, and the worker's health. The worker
-owns every neonize client. When it dies or hangs, every affected session reports ERROR/ENGINE_CRASHED, a new
-worker starts after a backoff, and the sessions are dialed again from their stores.
+(`engine-worker/`, Go) owns every whatsmeow client of the node. When it dies or hangs, every affected
+session reports ERROR/ENGINE_CRASHED, a new worker starts after a backoff, and the sessions are dialed again
+from their stores.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from leadmaster.common.logs import log
-from leadmaster.contract.status import Reason, SessionStatus
+from leadmaster.contract.status import MessageStatus, Reason, SessionStatus
 from leadmaster.session_manager.config import Settings
 from leadmaster.session_manager.engines.base import (
     Account,
@@ -50,6 +51,10 @@ HEALTHY_AFTER = 60.0  # a worker that lived this long resets the restart backoff
 
 class WhatsmeowEngine(Engine):
     name: ClassVar[str] = "whatsmeow"
+    # The worker does send under the port's message_id (SendRequestExtra.ID), so receipts can still tell
+    # what became of a send whose outcome was lost; but no evidence shows WhatsApp treating a re-send under
+    # the same ID as one message (docs/whatsmeow.md "Exactly-once"), so such retries stay refused.
+    chooses_message_id: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -58,7 +63,8 @@ class WhatsmeowEngine(Engine):
         proxy: str | None = None,
         backoff_base: float | None = None,
         backoff_cap: float | None = None,
-        recycle_after_dials: int | None = None,
+        max_dials: int | None = None,
+        db_connections: int | None = None,
         restart_base: float = 0.5,
         restart_cap: float = 30.0,
         ping_interval: float = 5.0,
@@ -74,9 +80,10 @@ class WhatsmeowEngine(Engine):
             "proxy": proxy or settings.whatsmeow_proxy or None,
             "backoff_base": backoff_base or settings.whatsmeow_backoff_base_seconds,
             "backoff_cap": backoff_cap or settings.whatsmeow_backoff_cap_seconds,
-            # Every dial leaks one store handle: a SQLite file handle, or with Postgres one server
-            # connection (max_connections is often 100), hence the much smaller budget there.
-            "recycle_after_dials": recycle_after_dials or (40 if settings.store_url else 400),
+            # Dials in flight at once (a start-up with 1,000 stored sessions never storms WhatsApp) and the
+            # one database pool of every device of the node.
+            "max_dials": max_dials or settings.whatsmeow_max_dials,
+            "db_connections": db_connections or settings.whatsmeow_db_connections,
             "test_hooks": test_hooks,
         }
         self.restart_base, self.restart_cap = restart_base, restart_cap
@@ -86,7 +93,6 @@ class WhatsmeowEngine(Engine):
         self._ready = False
         self._ready_event = asyncio.Event()
         self._stopping = False
-        self._recycling = False
         self._wanted: dict[str, int] = {}  # instance → generation of its current connect
         self._ended: set[str] = set()  # finished on a terminal error: not resumed after a restart
         self._accounts: dict[str, Account] = {}
@@ -103,7 +109,7 @@ class WhatsmeowEngine(Engine):
     async def start(self, sink: EngineSink) -> None:
         self._sink = sink
         await asyncio.to_thread(self.credentials.prepare)
-        # Returns at once: /health must not wait for the worker's neonize import (~1 s).
+        # Returns at once: /health never waits for the worker.
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
 
     async def stop(self) -> None:
@@ -170,7 +176,7 @@ class WhatsmeowEngine(Engine):
         self, instance_id: str, jid: str, text: str, message_id: str | None = None
     ) -> SentMessage:
         try:
-            args = {"instance": instance_id, "jid": jid, "text": text}
+            args = {"instance": instance_id, "jid": jid, "text": text, "message_id": message_id}
             # Lost in flight: maybe handed to WhatsApp, maybe not; the caller may retry with its
             # idempotency key.
             result = await self._call("send", args, SEND_RPC_TIMEOUT, lost=SendOutcomeUnknown)
@@ -181,6 +187,17 @@ class WhatsmeowEngine(Engine):
         except WorkerTimeout as exc:
             raise SendOutcomeUnknown(f"the WhatsApp worker did not answer the send: {exc}") from exc
         return SentMessage(str(result["id"]), _timestamp(int(result.get("timestamp") or 0)))
+
+    async def check_numbers(self, instance_id: str, phones: list[str]) -> dict[str, str | None]:
+        try:
+            found = await self._call("check_numbers", {"instance": instance_id, "phones": phones}, 20.0)
+        except WorkerError as exc:
+            if exc.kind == protocol.NOT_READY:
+                raise EngineNotReady(str(exc)) from exc
+            raise EngineError(str(exc)) from exc
+        except WorkerTimeout as exc:
+            raise EngineError(str(exc)) from exc
+        return {phone: (str(found[phone]) if found.get(phone) else None) for phone in phones}
 
     async def account(self, instance_id: str) -> Account | None:
         cached = self._accounts.get(instance_id)
@@ -251,10 +268,6 @@ class WhatsmeowEngine(Engine):
             worker.close()
             if self._stopping:
                 return
-            planned, self._recycling = self._recycling, False
-            if planned:
-                log(logger, logging.INFO, "whatsmeow worker recycled", worker_pid=worker.pid)
-                continue
             self._crashed(worker)
             failures = 1 if time.monotonic() - started > HEALTHY_AFTER else failures + 1
             await asyncio.sleep(min(self.restart_cap, self.restart_base * 2 ** (failures - 1)))
@@ -291,22 +304,10 @@ class WhatsmeowEngine(Engine):
             except WorkerGone:
                 return
 
-    async def _recycle(self, worker: WorkerProcess) -> None:
-        """Planned restart (the worker's leaked SQLite handles reached their budget); sessions resume."""
-        self._recycling = True
-        log(logger, logging.INFO, "recycling the whatsmeow worker", worker_pid=worker.pid)
-        with contextlib.suppress(WorkerGone, WorkerTimeout, WorkerError):
-            await worker.call("shutdown", {"budget": 3.0}, within=4.0)
-        await worker.terminate(grace=2.0)
-
     # -- events from the worker ------------------------------------------------------------------
 
     def _on_event(self, message: dict[str, Any]) -> None:
         kind = message.get("ev")
-        if kind == "recycle":
-            if self._worker is not None and not self._stopping:
-                self._spawn(self._recycle(self._worker))
-            return
         instance_id = str(message.get("instance"))
         if self._stopping or self._wanted.get(instance_id) != message.get("gen"):
             return  # disconnected since, or an older connection's late event
@@ -330,6 +331,10 @@ class WhatsmeowEngine(Engine):
             self._notify("unpaired", instance_id)
         elif kind == "ended":
             self._ended.add(instance_id)
+        elif kind == "receipt":
+            at = datetime.fromtimestamp(float(message["at"]), UTC)
+            self._notify("message_status", instance_id, str(message["message_id"]),
+                         MessageStatus(str(message["status"])), at)
 
     def _notify(self, method: str, *args: Any) -> None:
         if self._sink is None:
@@ -384,6 +389,6 @@ def _account(raw: Any) -> Account | None:
 def _timestamp(value: int) -> datetime:
     if value <= 0:
         return datetime.now(UTC)
-    while value > 10**11:  # milli-, micro- or nanoseconds from another neonize build
+    while value > 10**11:  # milli-, micro- or nanoseconds: accepted, whatever the worker sends
         value //= 1000
     return datetime.fromtimestamp(value, UTC)

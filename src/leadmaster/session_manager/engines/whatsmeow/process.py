@@ -1,7 +1,8 @@
 """API-process side of one worker process: spawn it, talk to it with timeouts, fold its stderr into logs.
 
-Never imports neonize. Everything here is non-blocking for the event loop: a worker that hangs only makes
-calls time out, and `kill` always works.
+The worker is the Go program of `engine-worker/` (built into `.build/` by scripts/build_worker.py).
+Everything here is non-blocking for the event loop: a worker that hangs only makes calls time out, and
+`kill` always works.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import itertools
 import logging
 import os
 import signal
-import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -25,7 +26,20 @@ from leadmaster.session_manager.engines.whatsmeow import protocol
 logger = logging.getLogger("leadmaster.session_manager.engines.whatsmeow")
 worker_logger = logging.getLogger("leadmaster.session_manager.engines.whatsmeow.worker")
 
-WORKER_MODULE = "leadmaster.session_manager.engines.whatsmeow.worker"
+# src/leadmaster/session_manager/engines/whatsmeow/process.py → the repository root, five levels up.
+REPO_ROOT = Path(__file__).resolve().parents[5]
+WORKER_BINARY_ENV = "SESSION_MANAGER_WHATSMEOW_WORKER_BIN"
+
+
+def worker_binary() -> Path:
+    """The Go engine worker: $SESSION_MANAGER_WHATSMEOW_WORKER_BIN, else the repository's build output."""
+    override = os.environ.get(WORKER_BINARY_ENV)
+    if override:
+        return Path(override)
+    built = REPO_ROOT / ".build" / "leadmaster-whatsmeow-worker"
+    # A non-editable install puts this file in site-packages: then look where the service was started.
+    return built if built.exists() else Path.cwd() / ".build" / "leadmaster-whatsmeow-worker"
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR, "critical": logging.CRITICAL}
 _JSON_OWN_KEYS = frozenset({"ts", "level", "service", "logger", "msg", "request_id"})
@@ -59,8 +73,11 @@ class WorkerProcess:
         self.exited = asyncio.Event()
 
     async def spawn(self, init_args: dict[str, Any], within: float) -> None:
+        binary = worker_binary()
+        if not os.access(binary, os.X_OK):
+            raise WorkerGone(f"no engine worker at {binary}: run ./run.sh or python3 scripts/build_worker.py")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", WORKER_MODULE,
+            str(binary),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             # Its own session: a Ctrl+C meant for the service reaches the worker only through `stop()`.
             start_new_session=True, limit=protocol.MAX_FRAME,
