@@ -139,9 +139,11 @@ _MESSAGE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 @router.get("/{cliente_id}/messages/{message_id}")
 async def message_status(cliente_id: int, message_id: str, principal: CurrentPrincipal, request: Request) -> Response:
     """Delivery status of one sent message: SENT, DELIVERED, READ or FAILED, with the time of each step."""
+    hub = hub_of(request)
+    await authorize(hub, principal, cliente_id)  # 401/403/404 before any complaint about the input
     if not _MESSAGE_ID.fullmatch(message_id):
         raise errors.ValidationFailed(f"message_id {message_id[:64]!r} must be 1-128 of A-Z a-z 0-9 . _ : -.")
-    return await forward(hub_of(request), principal, cliente_id, "message", sub=message_id)
+    return await forward(hub, principal, cliente_id, "message", sub=message_id)
 
 
 @router.get("/{cliente_id}/messages")
