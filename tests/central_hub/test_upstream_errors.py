@@ -22,6 +22,8 @@ CONTRACT_ROWS = [
     ("409 or 503 (session not ready)", 503, "SERVICE_UNAVAILABLE"),
     ("500 or any other 5xx", 502, "WHATSAPP_ERROR"),
     ("401 / 403", 502, "SESSION_MANAGER_AUTH_FAILED"),
+    ("429", 429, "RATE_LIMITED"),
+    ("404 with an upstream code on a §5 route", 404, "NOT_FOUND"),
     ("any other status, or a body that is not the expected JSON", 502, "SESSION_MANAGER_BAD_RESPONSE"),
     ("connect or read timeout", 504, "SESSION_MANAGER_TIMEOUT"),
     ("connection refused, DNS failure, reset before a response", 503, "SESSION_MANAGER_UNREACHABLE"),
@@ -59,6 +61,17 @@ SCENARIOS = {
                                                            content_type="text/html"), upstream_status=502),
     "401": Scenario("401 / 403", _err(401, "UNAUTHORIZED"), upstream_status=401),
     "403": Scenario("401 / 403", _err(403, "FORBIDDEN"), upstream_status=403),
+    "429": Scenario("429", fu.respond(429, {"success": False, "code": "RATE_LIMITED", "message": "later"},
+                                      headers={"Retry-After": "120"}), op="contacts_check", upstream_status=429),
+    "404 MESSAGE_NOT_FOUND": Scenario("404 with an upstream code on a §5 route", _err(404, "MESSAGE_NOT_FOUND"),
+                                      op="message", upstream_status=404),
+    "404 on a §5 route without a code": Scenario("any other status, or a body that is not the expected JSON",
+                                                 fu.respond(404, b"<html>no</html>", content_type="text/html"),
+                                                 op="message", upstream_status=404),
+    "200 messages without a list": Scenario("any other status, or a body that is not the expected JSON",
+                                            fu.respond(200, {"messages": "none"}), op="messages",
+                                            upstream_status=200),
+    "200 messages": Scenario("2xx", fu.respond(200, {"messages": []}), op="messages", upstream_status=200),
     "404": Scenario("any other status, or a body that is not the expected JSON", _err(404, "NOT_FOUND"),
                     upstream_status=404),
     "302": Scenario("any other status, or a body that is not the expected JSON",
@@ -115,7 +128,9 @@ async def client_for() -> AsyncIterator[Callable[[str], Any]]:
         await c.close()
 
 
-BODIES = {"send": {"cliente_id": 51, "to": "5491123456789", "message": "Hola"}}
+BODIES = {"send": {"cliente_id": 51, "to": "5491123456789", "message": "Hola"},
+          "contacts_check": {"phones": ["5491123456789"]}}
+SUBS = {"message": "3EB0ABC"}
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
@@ -130,7 +145,8 @@ async def test_upstream_answer_maps_as_contract_says(
     url = ctx.__enter__() if hasattr(ctx, "__enter__") else (ctx or fake.url)
     try:
         client = await client_for(url)
-        call = client.call(sc.op, "sender_51", json_body=BODIES.get(sc.op), fmt=sc.fmt, request_id="rid-1")
+        call = client.call(sc.op, "sender_51", json_body=BODIES.get(sc.op), fmt=sc.fmt, request_id="rid-1",
+                           sub=SUBS.get(sc.op))
         if want_code is None:
             resp = await call
             assert resp.status == 200
@@ -198,16 +214,19 @@ async def test_hub_timeout_body_has_null_upstream_status(hub: HubClient, fake: F
     assert r.json()["upstream_status"] is None
 
 
+@pytest.mark.parametrize("op", ["status", "message"])
 @pytest.mark.parametrize("status", [s for s in range(100, 600) if not 200 <= s <= 299])
-def test_every_non_2xx_status_has_exactly_the_table_mapping(status: int) -> None:
+def test_every_non_2xx_status_has_exactly_the_table_mapping(status: int, op: Any) -> None:
     from leadmaster.central_hub.session_manager_client import map_error_status
 
     expected = (
         (400, "VALIDATION_ERROR") if status == 400
         else (503, "SERVICE_UNAVAILABLE") if status in (409, 503)
         else (502, "SESSION_MANAGER_AUTH_FAILED") if status in (401, 403)
+        else (429, "RATE_LIMITED") if status == 429
+        else (404, "NOT_FOUND") if status == 404 and op == "message"
         else (502, "WHATSAPP_ERROR") if status >= 500
         else (502, "SESSION_MANAGER_BAD_RESPONSE")
     )
-    exc = map_error_status(status, b"", {}, "GET /status")
+    exc = map_error_status(status, b'{"code": "SOME_CODE"}', {}, "GET /x", op)
     assert (exc.status, exc.code, exc.upstream_status) == (*expected, status)

@@ -14,6 +14,7 @@ import pytest
 from leadmaster.session_manager.app import create_app
 from leadmaster.session_manager.config import Settings
 from leadmaster.session_manager.engines.base import Engine
+from leadmaster.session_manager.store import Store
 from tests.support import db
 
 
@@ -52,10 +53,10 @@ class Harness:
         self.settings_factory = settings_factory
 
     async def start(
-        self, engine: Engine | None = None, send_shortcut: bool = True, **overrides: Any
+        self, engine: Engine | None = None, send_shortcut: bool = True, store: Store | None = None, **overrides: Any
     ) -> httpx.AsyncClient:
         settings = self.settings_factory(**overrides)
-        app = create_app(settings, engine=engine, send_shortcut=send_shortcut)
+        app = create_app(settings, engine=engine, store=store, send_shortcut=send_shortcut)
         await self.stack.enter_async_context(app.router.lifespan_context(app))
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sm.test")
         await self.stack.enter_async_context(client)
@@ -75,7 +76,10 @@ def _truncate(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE sm_instances, sm_idempotency, sm_sandbox_outbox")
+        # Every table of the store, whichever module declares it.
+        tables = [t for (t,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        if tables:
+            conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables))
 
 
 @pytest.fixture

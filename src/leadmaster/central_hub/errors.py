@@ -12,6 +12,8 @@
     └── UpstreamError                 502 (abstract: the session-manager call failed; CONTRACT §3.4)
         ├── UpstreamValidationError   400 VALIDATION_ERROR     (upstream 400; upstream_code kept)
         ├── ServiceUnavailable        503 SERVICE_UNAVAILABLE  (upstream 409/503; Retry-After and status kept)
+        ├── UpstreamRateLimited       429 RATE_LIMITED         (upstream 429; Retry-After kept)
+        ├── UpstreamNotFound          404 NOT_FOUND            (upstream 404 with a code on a §5 route)
         ├── WhatsAppError             502 WHATSAPP_ERROR       (upstream 500 or any other 5xx)
         ├── SessionManagerAuthFailed  502 SESSION_MANAGER_AUTH_FAILED  (upstream 401/403)
         ├── SessionManagerBadResponse 502 SESSION_MANAGER_BAD_RESPONSE (other status, or unexpected body)
@@ -92,6 +94,14 @@ class ServiceUnavailable(UpstreamError):
     status, code = 503, "SERVICE_UNAVAILABLE"
 
 
+class UpstreamRateLimited(UpstreamError):
+    status, code = 429, "RATE_LIMITED"
+
+
+class UpstreamNotFound(UpstreamError):
+    status, code = 404, "NOT_FOUND"
+
+
 class WhatsAppError(UpstreamError):
     status, code = 502, "WHATSAPP_ERROR"
 
@@ -144,6 +154,10 @@ UPSTREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
         "VALIDATION_ERROR: the hub's own check, or the session-manager's 400 "
         "(`upstream_code` keeps its code)",
         "VALIDATION_ERROR", upstream_status=400, upstream_code="INVALID_TO",
+    ),
+    429: doc_response(
+        "RATE_LIMITED: the session-manager's limit (number checks per hour); `Retry-After` kept",
+        "RATE_LIMITED", upstream_status=429, upstream_code="RATE_LIMITED",
     ),
     501: doc_response("NOT_SUPPORTED: not available with SESSION_MANAGER_API=single-admin", "NOT_SUPPORTED"),
     502: doc_response(

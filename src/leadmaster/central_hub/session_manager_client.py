@@ -8,6 +8,7 @@ connection is switched off too.
 
 import asyncio
 import time
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,7 +20,10 @@ from leadmaster.central_hub import errors
 from leadmaster.common.metrics import Counter, Histogram
 from leadmaster.contract.status import SessionStatus
 
-Operation = Literal["status", "qr", "connect", "disconnect", "logout", "pair_code", "account", "send"]
+Operation = Literal[
+    "status", "qr", "connect", "disconnect", "logout", "pair_code", "account", "send",
+    "message", "messages", "contacts_check",
+]
 ApiMode = Literal["instances", "single-admin"]
 
 # Below uvicorn's 5 s keep-alive so that the hub never reuses a connection the session-manager is closing
@@ -36,10 +40,15 @@ _CANONICAL: dict[Operation, tuple[str, str]] = {
     "pair_code": ("POST", "/pair-code"),
     "account": ("GET", "/account"),
     "send": ("POST", "/send"),
+    # CONTRACT §5 (delivery truth); `message` appends "/<message_id>".
+    "message": ("GET", "/messages"),
+    "messages": ("GET", "/messages"),
+    "contacts_check": ("POST", "/contacts/check"),
 }
-# The as-is single-admin routes (CONTRACT §2.3): no instance in the path, no pair-code, no account.
+_DELIVERY_OPS = frozenset({"message", "messages", "contacts_check"})
+# The as-is single-admin routes (CONTRACT §2.3): no instance in the path, no pair-code, no account, no §5.
 _SINGLE_ADMIN: dict[Operation, tuple[str, str]] = {
-    op: route for op, route in _CANONICAL.items() if op not in ("pair_code", "account")
+    op: route for op, route in _CANONICAL.items() if op not in ("pair_code", "account", *_DELIVERY_OPS)
 }
 _IMAGE_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 
@@ -84,7 +93,9 @@ def map_transport_error(exc: BaseException, what: str, status: int | None = None
     )
 
 
-def map_error_status(status: int, body: bytes, headers: Mapping[str, str], what: str) -> errors.UpstreamError:
+def map_error_status(
+    status: int, body: bytes, headers: Mapping[str, str], what: str, op: Operation | None = None
+) -> errors.UpstreamError:
     """Translate a non-2xx session-manager answer into the hub error of §3.4."""
     parsed = _json_object(body)
     upstream_code = parsed.get("code") if isinstance(parsed.get("code"), str) else None
@@ -96,10 +107,16 @@ def map_error_status(status: int, body: bytes, headers: Mapping[str, str], what:
         return errors.UpstreamValidationError(
             f"{what}: the session-manager refused the request{said}", **common
         )
+    keep: dict[str, str] = {}
+    if "Retry-After" in headers:
+        keep["Retry-After"] = headers["Retry-After"]
+    if status == 429:
+        return errors.UpstreamRateLimited(f"{what}: the session-manager refused: too many requests{said}",
+                                          headers=keep, **common)
+    if status == 404 and upstream_code and op in _DELIVERY_OPS:
+        # A §5 lookup that found nothing (MESSAGE_NOT_FOUND): the caller asked for something that is not there.
+        return errors.UpstreamNotFound(f"{what}: not found{said}", **common)
     if status in (409, 503):
-        keep: dict[str, str] = {}
-        if "Retry-After" in headers:
-            keep["Retry-After"] = headers["Retry-After"]
         session_status = parsed.get("status")
         if isinstance(session_status, str):
             common["status"] = session_status
@@ -153,6 +170,12 @@ def check_success_body(op: Operation, resp: UpstreamResponse, fmt: str | None, w
             ok = body.get("success") is True
         elif op == "pair_code":
             ok = isinstance(body.get("code"), str)
+        elif op == "message":
+            ok = isinstance(body.get("message_id"), str) and isinstance(body.get("status"), str)
+        elif op == "messages":
+            ok = isinstance(body.get("messages"), list)
+        elif op == "contacts_check":
+            ok = isinstance(body.get("results"), list)
         else:
             ok = True
     if not ok:
@@ -225,8 +248,8 @@ class SessionManagerClient:
             await self._session.close()
             self._session = None
 
-    def route(self, op: Operation, instance_id: str | None) -> tuple[str, str]:
-        """(method, path) of `op`; NotSupported when the configured API has no such route."""
+    def route(self, op: Operation, instance_id: str | None, sub: str | None = None) -> tuple[str, str]:
+        """(method, path) of `op` (`sub`: a path segment to append); NotSupported when the API has no such route."""
         if self.api == "single-admin":
             if op not in _SINGLE_ADMIN:
                 raise errors.NotSupported(
@@ -235,6 +258,8 @@ class SessionManagerClient:
                 )
             return _SINGLE_ADMIN[op]
         method, suffix = _CANONICAL[op]
+        if sub is not None:
+            suffix += "/" + urllib.parse.quote(sub, safe="")
         return method, f"/api/session-manager/sessions/{instance_id}{suffix}"
 
     async def call(
@@ -246,15 +271,19 @@ class SessionManagerClient:
         fmt: str | None = None,
         request_id: str | None = None,
         idempotency_key: str | None = None,
+        sub: str | None = None,
+        query: dict[str, str] | None = None,
     ) -> UpstreamResponse:
-        method, path = self.route(op, instance_id)
+        method, path = self.route(op, instance_id, sub)
         what = f"{method} {path}"
         headers = self._base_headers.copy()
         if request_id:
             headers["X-Request-Id"] = request_id
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
-        url = self.base_url + path + (f"?format={fmt}" if fmt else "")
+        if fmt:
+            query = {**(query or {}), "format": fmt}
+        url = self.base_url + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
         data = orjson.dumps(json_body) if json_body is not None else None
         started = time.perf_counter()
         outcome = "OK"
@@ -263,7 +292,7 @@ class SessionManagerClient:
             if 200 <= resp.status <= 299:
                 check_success_body(op, resp, fmt, what)
                 return resp
-            raise map_error_status(resp.status, resp.body, resp.headers, what)
+            raise map_error_status(resp.status, resp.body, resp.headers, what, op)
         except errors.UpstreamError as exc:
             outcome = exc.code
             raise

@@ -13,7 +13,7 @@ from leadmaster import __version__
 from leadmaster.common.asgi import RequestContextMiddleware, install_json_errors, json_response
 from leadmaster.common.docs import install_docs
 from leadmaster.session_manager.api.fast_send import FastSend
-from leadmaster.session_manager.api.routes import meta, sandbox, sessions
+from leadmaster.session_manager.api.routes import messages, meta, sandbox, sessions
 from leadmaster.session_manager.config import Settings
 from leadmaster.session_manager.engines import build_engine
 from leadmaster.session_manager.engines.base import Engine
@@ -69,6 +69,7 @@ def create_app(
     install_json_errors(app, "BAD_REQUEST")
     # Route matching is linear: the canonical routes (the hub's send path) are tried first.
     app.include_router(sessions.instances)
+    app.include_router(messages.router)
     app.include_router(meta.router)
     app.include_router(sessions.single_admin)
     app.include_router(sessions.listing)

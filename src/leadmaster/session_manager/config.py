@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     sandbox_qr_first_seconds: float = Field(60.0, validation_alias="SANDBOX_QR_FIRST_SECONDS", gt=0)
     sandbox_qr_seconds: float = Field(20.0, validation_alias="SANDBOX_QR_SECONDS", gt=0)
     sandbox_qr_count: int = Field(6, validation_alias="SANDBOX_QR_COUNT", ge=1)
+    # Sandbox only: a sent message turns DELIVERED, then READ, this long after the send (CONTRACT §5).
+    sandbox_delivery_ms: int = Field(200, validation_alias="SANDBOX_DELIVERY_MS", ge=0)
+    sandbox_read_ms: int = Field(1000, validation_alias="SANDBOX_READ_MS", ge=0)
+    # CONTRACT §5: message statuses are kept at least 30 days; number-check answers cached, lookups limited.
+    message_retention_days: float = Field(30.0, ge=30)
+    contact_cache_hours: float = Field(24.0, ge=0)
+    contact_checks_per_hour: int = Field(200, ge=1)
     # Resume stored sessions on start-up (CONTRACT §2.2); tests turn it off to control timing.
     connect_on_start: bool = True
     # Idempotency records are kept this long (CONTRACT §2.5: 24 h).

@@ -11,13 +11,19 @@
     │   ├── InvalidIdempotencyKey  INVALID_IDEMPOTENCY_KEY
     │   ├── IdempotencyKeyReused   IDEMPOTENCY_KEY_REUSED
     │   ├── AlreadyPaired          ALREADY_PAIRED
-    │   └── InvalidFault           INVALID_FAULT
+    │   ├── InvalidFault           INVALID_FAULT
+    │   ├── InvalidPhones          INVALID_PHONES      (number check: 1-50 phone numbers)
+    │   ├── InvalidSince           INVALID_SINCE       (message polling: not an ISO 8601 time)
+    │   └── InvalidLimit           INVALID_LIMIT       (message polling: not an integer 1-1000)
     ├── QrNotAvailable (404)       QR_NOT_AVAILABLE
+    ├── MessageNotFound (404)      MESSAGE_NOT_FOUND   (no status for that message ID on that instance)
+    ├── RateLimited (429)          RATE_LIMITED        (number-check lookups per hour; + Retry-After)
     ├── NoQrToScan (409)           NO_QR_TO_SCAN
     ├── SessionNotReady (503)      SESSION_NOT_READY   (+ status, Retry-After)
     ├── SendFailedError (500)      SEND_FAILED
     ├── SendOutcomeUnknownError (500) SEND_OUTCOME_UNKNOWN (maybe delivered: not sent again under its key)
-    └── PairCodeFailed (500)       PAIR_CODE_FAILED    (WhatsApp refused the pairing-code request)
+    ├── PairCodeFailed (500)       PAIR_CODE_FAILED    (WhatsApp refused the pairing-code request)
+    └── ContactCheckFailed (500)   CONTACT_CHECK_FAILED (WhatsApp failed the number lookup)
 
 404 NOT_FOUND, 405 METHOD_NOT_ALLOWED, 413 PAYLOAD_TOO_LARGE and 401 UNAUTHORIZED are produced by the
 shared ASGI plumbing in `leadmaster.common.asgi`.
@@ -75,6 +81,33 @@ class InvalidFault(BadRequest):
     code = "INVALID_FAULT"
 
 
+class InvalidPhones(BadRequest):
+    code = "INVALID_PHONES"
+
+
+class InvalidSince(BadRequest):
+    code = "INVALID_SINCE"
+
+
+class InvalidLimit(BadRequest):
+    code = "INVALID_LIMIT"
+
+
+class MessageNotFound(ServiceError):
+    status = 404
+    code = "MESSAGE_NOT_FOUND"
+
+
+class RateLimited(ServiceError):
+    status = 429
+    code = "RATE_LIMITED"
+
+
+class ContactCheckFailed(ServiceError):
+    status = 500
+    code = "CONTACT_CHECK_FAILED"
+
+
 class QrNotAvailable(ServiceError):
     status = 404
     code = "QR_NOT_AVAILABLE"
@@ -123,4 +156,10 @@ ALL_ERRORS: tuple[type[ServiceError], ...] = (
     SendFailedError,
     SendOutcomeUnknownError,
     PairCodeFailed,
+    InvalidPhones,
+    InvalidSince,
+    InvalidLimit,
+    MessageNotFound,
+    RateLimited,
+    ContactCheckFailed,
 )

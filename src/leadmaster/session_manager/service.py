@@ -20,6 +20,7 @@ from leadmaster.contract.ids import is_valid_idempotency_key, is_valid_instance_
 from leadmaster.contract.status import MessageStatus, Reason, SessionStatus
 from leadmaster.session_manager import errors
 from leadmaster.session_manager.config import Settings
+from leadmaster.session_manager.contacts import ContactChecker
 from leadmaster.session_manager.engines.base import (
     Account,
     Engine,
@@ -30,6 +31,7 @@ from leadmaster.session_manager.engines.base import (
     SendOutcomeUnknown,
     current_send,
 )
+from leadmaster.session_manager.messages import MessageLog
 from leadmaster.session_manager.metrics import Metrics
 from leadmaster.session_manager.phone import parse_phone, parse_to
 from leadmaster.session_manager.store import Store
@@ -86,6 +88,8 @@ class SessionService:
         self.sessions: dict[str, Session] = {}
         self._inflight: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._purge_task: asyncio.Task[None] | None = None
+        self.messages = MessageLog(store, settings.message_retention_days)  # CONTRACT §5
+        self.contacts = ContactChecker(self)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -96,6 +100,7 @@ class SessionService:
             self.sessions.setdefault(row.instance_id, Session(row.instance_id))
         self.store.purge_idempotency(self.settings.idempotency_ttl_seconds)
         self._purge_task = asyncio.create_task(self._purge_loop())
+        self.messages.start()
         if self.settings.connect_on_start:
             # CONTRACT §2.2: best-effort resume of the single-admin instance and every paired one.
             wanted = [self.settings.default_instance] + [r.instance_id for r in rows if r.paired]
@@ -108,6 +113,7 @@ class SessionService:
     async def stop(self) -> None:
         if self._purge_task:
             self._purge_task.cancel()
+        self.messages.stop()
         try:
             await self.engine.stop()
         finally:
@@ -145,8 +151,7 @@ class SessionService:
         log(logger, logging.INFO, "unpaired", instance_id=instance_id)
 
     def message_status(self, instance_id: str, message_id: str, status: MessageStatus, at: datetime) -> None:
-        # Stored by the message-status store (CONTRACT §5); until then only counted in the log.
-        log(logger, logging.DEBUG, "receipt", instance_id=instance_id, message_id=message_id, status=status)
+        self.messages.apply(instance_id, message_id, status, at)
 
     def _set(self, s: Session, status: SessionStatus, reason: str | None) -> None:
         if status is SessionStatus.READY or status is SessionStatus.INIT:
@@ -248,6 +253,8 @@ class SessionService:
         await self.logout(instance_id)
         await self.engine.forget(instance_id)
         self.store.delete_instance(instance_id)
+        await asyncio.to_thread(self.messages.forget_instance, instance_id)
+        await asyncio.to_thread(self.contacts.forget_instance, instance_id)
         self.sessions.pop(instance_id, None)
         return {"success": True, "status": SessionStatus.DISCONNECTED.value, "deleted": True}
 
@@ -358,6 +365,7 @@ class SessionService:
                 raise self._not_ready(instance_id) from exc
             finally:
                 current_send.reset(token)
+        await self.messages.record_sent(instance_id, sent.message_id, to, sent.timestamp)
         log(
             logger,
             logging.INFO,

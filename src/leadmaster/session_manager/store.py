@@ -120,9 +120,13 @@ class GroupCommitWriter:
         self.thread.start()
 
     async def write(self, *statements: _Write) -> None:
+        await self.submit(*statements)
+
+    def submit(self, *statements: _Write) -> asyncio.Future[None]:
+        """Queue statements (committed in queue order) and return the future resolved once durable."""
         future = asyncio.get_running_loop().create_future()
         self.queue.put((list(statements), future))
-        await future
+        return future
 
     def close(self) -> None:
         self.queue.put(None)

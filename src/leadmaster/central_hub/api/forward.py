@@ -30,10 +30,12 @@ async def forward(
     json_body: dict[str, Any] | None = None,
     fmt: str | None = None,
     idempotency_key: str | None = None,
+    sub: str | None = None,
+    query: dict[str, str] | None = None,
 ) -> Response:
     instance_id = await authorize(hub, principal, cliente_id)
     client = hub.client
-    method, path = client.route(op, instance_id)  # NotSupported here, before any call
+    method, path = client.route(op, instance_id, sub)  # NotSupported here, before any call
     logged_instance = instance_id if client.api == "instances" else None
     request_id = request_id_var.get()
     started = time.perf_counter()
@@ -42,7 +44,7 @@ async def forward(
     try:
         resp = await client.call(
             op, instance_id, json_body=json_body, fmt=fmt, request_id=request_id,
-            idempotency_key=idempotency_key,
+            idempotency_key=idempotency_key, sub=sub, query=query,
         )
         upstream_status, outcome = resp.status, "OK"
     except errors.UpstreamError as exc:

@@ -95,6 +95,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found",
         409: "Conflict with the session's state",
         413: "Body over 1 MiB",
+        429: "Too many number lookups this hour (see `Retry-After`)",
         500: "WhatsApp failed the operation or an unexpected error",
         503: "Session not READY (see `status`, `Retry-After`)",
     }

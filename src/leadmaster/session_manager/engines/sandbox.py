@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from leadmaster.contract.status import Reason, SessionStatus
+from leadmaster.contract.status import MessageStatus, Reason, SessionStatus
 from leadmaster.session_manager.config import Settings
 from leadmaster.session_manager.engines.base import (
     Account,
@@ -44,6 +44,10 @@ class _Sim:
     send_errors: int = 0
     send_delay_ms: int = 0
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    undelivered: bool = False  # later messages get no receipts: they stay SENT
+    not_on_whatsapp: set[str] = field(default_factory=set)  # digits that check as not on WhatsApp
+    lookups: int = 0  # numbers asked about through check_numbers (tests read it)
+    generation: int = 0  # bumped on disconnect: receipts scheduled before it are not reported
 
 
 def _qr_payload() -> str:
@@ -88,6 +92,7 @@ class SandboxEngine(Engine):
                 task.cancel()
         sim.task, sim.tasks = None, set()
         sim.status = SessionStatus.DISCONNECTED
+        sim.generation += 1
 
     def _spawn(self, instance_id: str, coro: Any) -> None:
         sim = self._sim(instance_id)
@@ -164,6 +169,10 @@ class SandboxEngine(Engine):
             sim.send_errors = faults["send_error"]
         if "send_delay_ms" in faults:
             sim.send_delay_ms = faults["send_delay_ms"]
+        if "undelivered" in faults:
+            sim.undelivered = faults["undelivered"]
+        if "not_on_whatsapp" in faults:
+            sim.not_on_whatsapp = set(faults["not_on_whatsapp"])
         if faults.get("drop_connection") and sim.status is SessionStatus.READY:
             self._emit(instance_id, SessionStatus.DISCONNECTED, Reason.CONNECTION_LOST)
             self._spawn(instance_id, self._ready_after(instance_id, faults.get("reconnect_after_ms", 1000) / 1000))
@@ -213,7 +222,31 @@ class SandboxEngine(Engine):
                 "timestamp": sent.timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             },
         )
+        if not sim.undelivered:
+            self._schedule_receipts(instance_id, sim, sent.message_id)
         return sent
+
+    def _schedule_receipts(self, instance_id: str, sim: _Sim, message_id: str) -> None:
+        """The recipient's phone: DELIVERED after SANDBOX_DELIVERY_MS, READ after SANDBOX_READ_MS (CONTRACT §5)."""
+        loop = asyncio.get_running_loop()
+        generation = sim.generation
+        # Timer handles rather than tasks: two per message, and cheap to let fire into nothing after a disconnect.
+        for delay_ms, status in (
+            (self.settings.sandbox_delivery_ms, MessageStatus.DELIVERED),
+            (self.settings.sandbox_read_ms, MessageStatus.READ),
+        ):
+            loop.call_later(delay_ms / 1000, self._receipt, instance_id, sim, generation, message_id, status)
+
+    def _receipt(self, instance_id: str, sim: _Sim, generation: int, message_id: str, status: MessageStatus) -> None:
+        if self.sims.get(instance_id) is sim and sim.generation == generation:
+            self.sink.message_status(instance_id, message_id, status, datetime.now(UTC))
+
+    async def check_numbers(self, instance_id: str, phones: list[str]) -> dict[str, str | None]:
+        sim = self._sim(instance_id)
+        if sim.status is not SessionStatus.READY:
+            raise EngineNotReady("not connected")
+        sim.lookups += len(phones)
+        return {p: None if p in sim.not_on_whatsapp else f"{p}@s.whatsapp.net" for p in phones}
 
     async def account(self, instance_id: str) -> Account | None:
         row = self.store.get_instance(instance_id)

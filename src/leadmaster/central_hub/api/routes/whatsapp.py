@@ -1,5 +1,6 @@
 """Per-cliente WhatsApp operations (CONTRACT §3.3), forwarded to the session-manager."""
 
+import re
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -121,3 +122,46 @@ async def pair_code(cliente_id: int, request: Request, principal: CurrentPrincip
 async def account(cliente_id: int, principal: CurrentPrincipal, request: Request) -> Response:
     """The linked WhatsApp account (jid, phone, push name); only when READY."""
     return await forward(hub_of(request), principal, cliente_id, "account")
+
+
+# -- CONTRACT §5: delivery truth ----------------------------------------------------------------------------
+
+_CHECK_BODY = _body_schema(
+    {"phones": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 50,
+                "example": ["5491123456789", "+5491198765432"], "description": "passed through untouched"}},
+    ["phones"],
+)
+
+# WhatsApp message IDs are short ASCII tokens; the rule keeps the logged path bounded and unescaped.
+_MESSAGE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+@router.get("/{cliente_id}/messages/{message_id}")
+async def message_status(cliente_id: int, message_id: str, principal: CurrentPrincipal, request: Request) -> Response:
+    """Delivery status of one sent message: SENT, DELIVERED, READ or FAILED, with the time of each step."""
+    hub = hub_of(request)
+    await authorize(hub, principal, cliente_id)  # 401/403/404 before any complaint about the input
+    if not _MESSAGE_ID.fullmatch(message_id):
+        raise errors.ValidationFailed(f"message_id {message_id[:64]!r} must be 1-128 of A-Z a-z 0-9 . _ : -.")
+    return await forward(hub, principal, cliente_id, "message", sub=message_id)
+
+
+@router.get("/{cliente_id}/messages")
+async def message_changes(
+    cliente_id: int, principal: CurrentPrincipal, request: Request,
+    since: Annotated[str | None, Query(description="ISO 8601: only changes after it (the last `updated_at` seen)")]
+    = None,
+    limit: Annotated[str | None, Query(description="1-1000, default 100")] = None,
+) -> Response:
+    """Sent messages whose status changed after `since`, oldest change first: poll with the last `updated_at`."""
+    query = {k: v for k, v in (("since", since), ("limit", limit)) if v is not None}
+    return await forward(hub_of(request), principal, cliente_id, "messages", query=query)
+
+
+@router.post("/{cliente_id}/contacts/check", openapi_extra=_CHECK_BODY)
+async def contacts_check(cliente_id: int, request: Request, principal: CurrentPrincipal) -> Response:
+    """Which of 1-50 phone numbers are on WhatsApp (cached 24 h; uncached lookups limited per hour: 429)."""
+    hub = hub_of(request)
+    await authorize(hub, principal, cliente_id)
+    phones = (await _json_object(request)).get("phones")
+    return await forward(hub, principal, cliente_id, "contacts_check", json_body={"phones": phones})

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from leadmaster.common.asgi import json_response
 from leadmaster.contract.status import SessionStatus
@@ -39,11 +39,16 @@ class Outbox(BaseModel):
 
 
 class Faults(BaseModel):
-    send_error: int | None = Field(None, ge=0, description="The next N sends fail with SEND_FAILED")
+    model_config = ConfigDict(extra="forbid", strict=True)
+    send_error: int | None = Field(None, ge=0, le=600_000, description="The next N sends fail with SEND_FAILED")
     send_delay_ms: int | None = Field(None, ge=0, le=600_000, description="Every send takes M ms (0 clears)")
     drop_connection: bool | None = Field(None, description="READY -> DISCONNECTED, back to READY by itself")
     reconnect_after_ms: int | None = Field(None, ge=0, le=600_000)
     logout: bool | None = Field(None, description="Unlinked from the phone: ERROR LOGGED_OUT")
+    undelivered: bool | None = Field(None, description="Later messages get no receipts and stay SENT (false clears)")
+    not_on_whatsapp: list[str] | None = Field(
+        None, max_length=10_000, description="These numbers check as not on WhatsApp (replaces the list; [] clears)"
+    )
 
 
 class Ok(BaseModel):
@@ -84,14 +89,22 @@ async def outbox(on: On) -> Response:
 async def faults(request: Request, on: On) -> Response:
     """Inject faults: failing or slow sends, a dropped connection, an unlink from the phone."""
     data = json_object(await request.body())
-    unknown = set(data) - set(Faults.model_fields)
-    if unknown:
-        raise errors.InvalidFault(f"Unknown fault(s) {sorted(unknown)!r}; known: {sorted(Faults.model_fields)}.")
-    for name, value in data.items():
-        want_bool = name in ("drop_connection", "logout")
-        ok = isinstance(value, bool) if want_bool else type(value) is int and 0 <= value <= 600_000
-        if not ok:
-            kind = "true/false" if want_bool else "an integer from 0 to 600000"
-            raise errors.InvalidFault(f"Fault {name!r} must be {kind}, got {value!r:.40}.")
+    try:
+        faults = Faults.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']} (got {e.get('input')!r:.40})" for e in exc.errors()
+        )
+        raise errors.InvalidFault(f"Invalid faults: {problems}. Known: {sorted(Faults.model_fields)}.") from None
+    fields = faults.model_dump(exclude_unset=True)
+    if (null := next((k for k, v in fields.items() if v is None), None)) is not None:
+        raise errors.InvalidFault(f"Fault {null!r} must have a value, got null.")
+    if fields.get("not_on_whatsapp") is not None:
+        digits = [parse_phone(p) for p in fields["not_on_whatsapp"]]
+        bad = [p for p, d in zip(fields["not_on_whatsapp"], digits, strict=True) if d is None]
+        if bad:
+            raise errors.InvalidFault(f"not_on_whatsapp holds {bad[0][:40]!r}, not a phone number (7-15 digits).")
+        fields["not_on_whatsapp"] = digits
+    data = fields
     _engine(on.svc).inject(on.instance_id, data)
     return json_response(200, {"success": True})

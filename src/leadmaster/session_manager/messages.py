@@ -1,0 +1,244 @@
+"""Delivery status of the messages this session-manager sent (CONTRACT §5), kept in the store.
+
+Writes go through the store's `GroupCommitWriter`, the queue the idempotency records and the sandbox outbox
+use, so a send's SENT row shares their group commits. Each row change is stamped `updated_at` from a strictly
+increasing microsecond clock when it is queued, and the writer commits in queue order, one transaction after
+the other: rows become visible in `updated_at` order. A poller that has read a change stamped U has therefore
+already been able to read every change stamped below U, so asking `since=U` next never misses one.
+
+Receipts are conditional UPDATEs that only move a status forward (SENT < DELIVERED < READ; FAILED only from
+SENT), so repeats and out-of-order receipts change nothing. A receipt for a message ID with no row changes
+nothing either: that is how receipts about anyone else's messages are dropped. A receipt can also arrive
+before the send that produced it has queued its SENT row (the engine answers the send and reports the
+receipt at nearly the same moment); such receipts are held in memory for `LATE_RECEIPT_SECONDS` and applied
+right after the SENT row when it comes, otherwise forgotten. Nothing about them is ever written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from leadmaster.common.logs import log
+from leadmaster.contract.status import MessageStatus
+from leadmaster.session_manager.store import Store
+
+logger = logging.getLogger("leadmaster.session_manager.messages")
+
+LATE_RECEIPT_SECONDS = 60.0
+_LATE_MAX = 100_000  # receipts held for rows not yet queued; beyond this the oldest are dropped
+_RECENT_MAX = 100_000  # message IDs this process queued a SENT row for (their receipts need no holding)
+PURGE_INTERVAL_SECONDS = 3600.0
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+metadata = sa.MetaData()
+messages = sa.Table(
+    "sm_messages",
+    metadata,
+    sa.Column("instance_id", sa.String(64), primary_key=True),
+    sa.Column("message_id", sa.String(128), primary_key=True),
+    sa.Column("to", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    # Times in microseconds since the epoch (UTC): exact, and `updated_at` is the polling cursor.
+    sa.Column("sent_at", sa.BigInteger, nullable=False),
+    sa.Column("delivered_at", sa.BigInteger),
+    sa.Column("read_at", sa.BigInteger),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_sm_messages_poll", "instance_id", "updated_at"),
+    sa.Index("ix_sm_messages_updated", "updated_at"),
+)
+_COLUMNS = ("message_id", "to", "status", "sent_at", "delivered_at", "read_at", "updated_at")
+_TIMES = ("sent_at", "delivered_at", "read_at", "updated_at")
+_Key = tuple[str, str]
+
+
+def to_us(ts: datetime) -> int:
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return (ts - EPOCH) // _US
+
+
+def iso_us(us: int | None) -> str | None:
+    """Microsecond ISO 8601 (UTC, `Z`): the exact cursor value, so `since=<updated_at>` repeats nothing."""
+    if us is None:
+        return None
+    return (EPOCH + timedelta(microseconds=us)).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_since(value: str) -> int:
+    """An ISO 8601 time (a time without an offset is UTC) as microseconds; ValueError when it is not one."""
+    return to_us(datetime.fromisoformat(value.strip()))
+
+
+def _where(*statuses: str) -> Any:
+    m = messages.c
+    return sa.and_(m.instance_id == sa.bindparam("i"), m.message_id == sa.bindparam("m"), m.status.in_(statuses))
+
+
+class MessageLog:
+    """The sm_messages table: SENT rows from sends, forward-only receipts, polling reads, purge."""
+
+    def __init__(self, store: Store, retention_days: float = 30.0) -> None:
+        self.store = store
+        self.retention_us = int(retention_days * 86400 * 1_000_000)
+        metadata.create_all(store.engine)
+        dialect = postgresql if store.engine.dialect.name == "postgresql" else sqlite
+        # Built once: the writer merges consecutive writes of the same statement object into one executemany.
+        # DO NOTHING on a second SENT for one ID: a keyed retry may re-send under the same WhatsApp ID.
+        self._insert = dialect.insert(messages).on_conflict_do_nothing(index_elements=["instance_id", "message_id"])
+        m = messages.c
+        at: Any = sa.bindparam("at_")
+        u: Any = sa.bindparam("u")
+        self._updates = {
+            MessageStatus.DELIVERED: messages.update()
+            .where(_where("SENT"))
+            .values(status="DELIVERED", delivered_at=at, updated_at=u),
+            # A read message was delivered, at the latest when it was read (the delivery receipt may be lost).
+            MessageStatus.READ: messages.update()
+            .where(_where("SENT", "DELIVERED"))
+            .values(status="READ", read_at=at, delivered_at=sa.func.coalesce(m.delivered_at, at), updated_at=u),
+            MessageStatus.FAILED: messages.update().where(_where("SENT")).values(status="FAILED", updated_at=u),
+        }
+        self._last_us = 0
+        self._late: OrderedDict[_Key, tuple[float, list[tuple[MessageStatus, int]]]] = OrderedDict()
+        self._recent: OrderedDict[_Key, None] = OrderedDict()
+        self._purge_task: asyncio.Task[None] | None = None
+
+    def _tick(self) -> int:
+        """Strictly increasing microseconds: each queued change gets a distinct, ordered `updated_at`."""
+        self._last_us = max(time.time_ns() // 1000, self._last_us + 1)
+        return self._last_us
+
+    # -- writes (event loop thread) ---------------------------------------------------------------
+
+    async def record_sent(self, instance_id: str, message_id: str, to: str, sent_at: datetime) -> None:
+        """Durably note a message WhatsApp accepted (SENT), then any receipt that came in ahead of it."""
+        key = (instance_id, message_id)
+        row = {
+            "instance_id": instance_id,
+            "message_id": message_id,
+            "to": to,
+            "status": MessageStatus.SENT.value,
+            "sent_at": to_us(sent_at),
+            "delivered_at": None,
+            "read_at": None,
+            "updated_at": self._tick(),
+        }
+        writes: list[tuple[Any, dict[str, Any]]] = [(self._insert, row)]
+        held = self._late.pop(key, None)
+        for status, at_us in held[1] if held else ():
+            params = {"i": instance_id, "m": message_id, "at_": at_us, "u": self._tick()}
+            writes.append((self._updates[status], params))
+        self._recent[key] = None
+        if len(self._recent) > _RECENT_MAX:
+            self._recent.popitem(last=False)
+        try:
+            await self.store.writer.submit(*writes)
+        except Exception:
+            # The message is out: its sender gets its 200 even if the status row could not be written.
+            logger.exception("message status row not written", extra={"fields": {"instance_id": instance_id}})
+
+    def apply(self, instance_id: str, message_id: str, status: MessageStatus, at: datetime) -> None:
+        """A receipt from the engine: move the message's status forward (or hold it until its row exists)."""
+        if status is MessageStatus.SENT:
+            return  # the SENT row comes from the send itself; a server ack adds nothing
+        stmt = self._updates.get(status)
+        if stmt is None:
+            return
+        at_us, key = to_us(at), (instance_id, message_id)
+        params = {"i": instance_id, "m": message_id, "at_": at_us, "u": self._tick()}
+        self.store.writer.submit((stmt, params)).add_done_callback(_log_failure)
+        if key in self._recent:
+            return  # its SENT row is queued ahead of this update: nothing can be early
+        self._hold(key, (status, at_us))
+
+    def _hold(self, key: _Key, receipt: tuple[MessageStatus, int]) -> None:
+        now = time.monotonic()
+        while self._late:
+            oldest_key, (deadline, _) = next(iter(self._late.items()))
+            if deadline > now and len(self._late) < _LATE_MAX:
+                break
+            del self._late[oldest_key]
+        entry = self._late.get(key)
+        if entry is None:
+            self._late[key] = (now + LATE_RECEIPT_SECONDS, [receipt])
+        else:
+            entry[1].append(receipt)
+
+    # -- reads and purge (blocking: call from a thread) -------------------------------------------
+
+    def get(self, instance_id: str, message_id: str) -> dict[str, Any] | None:
+        cols = [messages.c[c] for c in _COLUMNS]
+        m = messages.c
+        with self.store.engine.connect() as conn:
+            row = conn.execute(sa.select(*cols).where(m.instance_id == instance_id, m.message_id == message_id)).first()
+        return _body(row) if row is not None else None
+
+    def changes(self, instance_id: str, since_us: int | None, limit: int) -> list[dict[str, Any]]:
+        """Rows changed after `since_us`, oldest change first; a tie at the page's end is never split."""
+        cols = [messages.c[c] for c in _COLUMNS]
+        m = messages.c
+        query = sa.select(*cols).where(m.instance_id == instance_id)
+        if since_us is not None:
+            query = query.where(m.updated_at > since_us)
+        with self.store.engine.connect() as conn:
+            rows = list(conn.execute(query.order_by(m.updated_at, m.message_id).limit(limit)).all())
+            if rows and len(rows) == limit:
+                # One node stamps distinct times, but two nodes (after a takeover) might not: never cut a tie,
+                # or the next `since` would skip the rest of it.
+                last = rows[-1]
+                tie = sa.and_(m.updated_at == last.updated_at, m.message_id > last.message_id)
+                rows += conn.execute(
+                    sa.select(*cols).where(m.instance_id == instance_id, tie).order_by(m.message_id)
+                ).all()
+        return [_body(r) for r in rows]
+
+    def purge(self, now_us: int | None = None) -> int:
+        """Forget messages unchanged for longer than the retention (at least 30 days, CONTRACT §5)."""
+        cutoff = (now_us if now_us is not None else time.time_ns() // 1000) - self.retention_us
+        with self.store.engine.begin() as conn:
+            result = conn.execute(messages.delete().where(messages.c.updated_at < cutoff))
+        return int(result.rowcount or 0)
+
+    def forget_instance(self, instance_id: str) -> None:
+        with self.store.engine.begin() as conn:
+            conn.execute(messages.delete().where(messages.c.instance_id == instance_id))
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._purge_task = asyncio.get_running_loop().create_task(self._purge_loop())
+
+    def stop(self) -> None:
+        if self._purge_task is not None:
+            self._purge_task.cancel()
+
+    async def _purge_loop(self) -> None:
+        while True:
+            try:
+                purged = await asyncio.to_thread(self.purge)
+                if purged:
+                    log(logger, logging.INFO, "message statuses purged", rows=purged)
+            except Exception:
+                logger.exception("message status purge failed")
+            await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+
+
+def _body(row: Any) -> dict[str, Any]:
+    values = dict(zip(_COLUMNS, row, strict=True))
+    for name in _TIMES:
+        values[name] = iso_us(values[name])
+    return values
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log(logger, logging.WARNING, "receipt not stored", error=repr(future.exception()))
