@@ -226,7 +226,9 @@ class Store:
 
     async def add_outbox(self, instance_id: str, entry: dict[str, Any]) -> dict[str, Any] | None:
         """Add a sent message; if its message_id is already there, add nothing and return that entry."""
-        if await self.writer.write((self._add_outbox, {"instance_id": instance_id, **entry})):
+        # Relaxed: the outbox stands for WhatsApp's servers, which keep what they accepted whatever happens to
+        # this process; a database crash is no part of that simulation (see writer.py).
+        if await self.writer.write((self._add_outbox, {"instance_id": instance_id, **entry}), relaxed=True):
             return None
         found = await self.outbox(instance_id, entry["message_id"])
         return found[0] if found else None

@@ -3,8 +3,14 @@
 Every write of the session-manager goes through `GroupCommitWriter`: one thread with one connection
 commits whatever has queued up in one transaction, merging consecutive rows of the same statement into one
 executemany, and each caller is answered only once its rows are durable. Nothing here blocks the event
-loop. A *lazy* write (a row whose loss a crash may cost, see idempotency.py) does not get a commit of its
-own: it rides with the next write, or is committed after `LAZY_SECONDS` when nothing else comes.
+loop.
+
+Two weaker kinds of write, for rows whose loss in a database crash costs nothing but a redundant re-send:
+* *relaxed*: on PostgreSQL these commit with `synchronous_commit off`: the row survives our process dying
+  (what the fault suite exercises), not the database server crashing, which is what SQLite's WAL +
+  `synchronous=NORMAL` gives every write;
+* *lazy* (also relaxed): no commit of its own: it rides with the next write, or is committed after
+  `LAZY_SECONDS` when nothing else comes.
 """
 
 from __future__ import annotations
@@ -44,24 +50,41 @@ class _Job:
 
 
 class GroupCommitWriter:
-    """A writer thread that commits queued statements in batches and resolves each caller's future."""
+    """Writer threads that commit queued statements in batches and resolve each caller's future.
+
+    On PostgreSQL relaxed writes have a lane (thread and connection) of their own, so that they never wait
+    behind a durable batch's WAL flush; SQLite has one lane (one writer at a time, and every commit is alike).
+    """
 
     def __init__(self, engine: SqlEngine) -> None:
+        self.durable = _Lane(engine, "store-writer", relaxed=False)
+        self.relaxed = _Lane(engine, "store-writer-relaxed", relaxed=True) if engine.dialect.name == "postgresql" \
+            else self.durable
+
+    async def write(self, *writes: Write, relaxed: bool = False) -> bool:
+        """Commit `writes` together; False when a `Returning` insert found its row already there."""
+        return await self.submit(*writes, relaxed=relaxed)
+
+    def submit(self, *writes: Write, lazy: bool = False, relaxed: bool = False) -> asyncio.Future[bool]:
+        """Queue `writes`; the future resolves once they are committed (lazy: with the next batch)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        lane = self.relaxed if relaxed or lazy else self.durable
+        lane.queue.put(_Job(list(writes), future, lazy))
+        return future
+
+    def close(self) -> None:
+        for lane in {id(self.durable): self.durable, id(self.relaxed): self.relaxed}.values():
+            lane.close()
+
+
+class _Lane:
+    def __init__(self, engine: SqlEngine, name: str, relaxed: bool) -> None:
         self.engine = engine
+        self.relaxed = relaxed
         self.queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._conn: Connection | None = None
-        self.thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
-
-    async def write(self, *writes: Write) -> bool:
-        """Commit `writes` together; False when a `Returning` insert found its row already there."""
-        return await self.submit(*writes)
-
-    def submit(self, *writes: Write, lazy: bool = False) -> asyncio.Future[bool]:
-        """Queue `writes`; the future resolves once they are durable (lazy: with the next batch)."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.queue.put(_Job(list(writes), future, lazy))
-        return future
 
     def close(self) -> None:
         self.queue.put(None)
@@ -110,6 +133,8 @@ class GroupCommitWriter:
         try:
             conn = self._connection()
             with conn.begin():
+                if self.relaxed:
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 self._execute(conn, batch)
             results: list[BaseException | None] = [None] * len(batch)
         except Exception:
