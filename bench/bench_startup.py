@@ -8,6 +8,7 @@ Run: uv run python bench/bench_startup.py
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 import sys
@@ -33,6 +34,13 @@ ENV = {
 }
 
 
+async def mark_paired(store: Store, ids: list[str]) -> None:
+    await asyncio.gather(*(
+        store.set_paired(instance_id, f"54911{n:08d}@s.whatsapp.net", f"54911{n:08d}", None)
+        for n, instance_id in enumerate(ids)
+    ))
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
@@ -45,8 +53,7 @@ def main() -> None:
         finally:
             svc.stop()
         store = Store.open(None, data_dir)
-        for n, instance_id in enumerate(ids):
-            store.set_paired(instance_id, f"54911{n:08d}@s.whatsapp.net", f"54911{n:08d}", None)
+        asyncio.run(mark_paired(store, ids))
         store.close()
         stores = len(list((data_dir / "whatsmeow").glob("stored_*.sqlite3")))
 

@@ -179,7 +179,7 @@ async def test_raw_request_for_routes_outside_the_table(hub: HubClient, fake: Fa
 async def test_send_shortcut_and_fastapi_route_behave_the_same(
     fake: FakeUpstream, tmp_path: Path, database_url: str | None
 ) -> None:
-    """api/fast_send.py serves sends in the running app; the FastAPI route must answer identically."""
+    """The send shortcut serves sends in the running app; the FastAPI route must answer identically."""
     results = []
     for shortcut in (True, False):
         settings = hub_settings(fake.url, tmp_path / f"hub-{shortcut}", database_url)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leadmaster.contract.ids import IDEMPOTENCY_KEY_MAX, is_valid_idempotency_key, is_valid_instance_id
-from leadmaster.session_manager.phone import parse_phone, parse_to
+from leadmaster.session_manager.parsing import parse_phone, parse_to
 
 FAST = settings(max_examples=300, deadline=None)
 ascii_digits = st.text(alphabet="0123456789", min_size=7, max_size=15)

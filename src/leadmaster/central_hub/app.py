@@ -8,15 +8,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from leadmaster.central_hub.api.deps import document_bearer_auth
-from leadmaster.central_hub.api.fast_send import FastSend
 from leadmaster.central_hub.api.routes import admin, auth, me, system, users, whatsapp
+from leadmaster.central_hub.api.send import error_response, shortcut_routes
 from leadmaster.central_hub.config import Settings
-from leadmaster.central_hub.errors import install_error_handler
+from leadmaster.central_hub.errors import HubError, install_error_handler
 from leadmaster.central_hub.hub import Hub
 from leadmaster.central_hub.web import mount_dashboard
 from leadmaster.common.asgi import RequestContextMiddleware, install_json_errors
 from leadmaster.common.docs import install_docs
 from leadmaster.common.logs import request_id_var
+from leadmaster.common.shortcut import Shortcut
 
 VERSION = "0.1.0"
 
@@ -61,7 +62,7 @@ def create_app(
     # Pure ASGI (not BaseHTTPMiddleware): they sit on every send. Auth is per route, so no api_key here.
     # Added last = outermost: the request context wraps the send shortcut too.
     if send_shortcut:
-        app.add_middleware(FastSend, hub=hub)
+        app.add_middleware(Shortcut, routes=shortcut_routes(hub), error_type=HubError, error_response=error_response)
     app.add_middleware(RequestContextMiddleware, logger=logger, observe=hub.observe_request)
     install_docs(app)
     document_bearer_auth(app)

@@ -12,8 +12,9 @@ from fastapi.responses import Response
 from leadmaster import __version__
 from leadmaster.common.asgi import RequestContextMiddleware, install_json_errors, json_response
 from leadmaster.common.docs import install_docs
-from leadmaster.session_manager.api.fast_send import FastSend
+from leadmaster.common.shortcut import Shortcut
 from leadmaster.session_manager.api.routes import messages, meta, sandbox, sessions
+from leadmaster.session_manager.api.send import error_response, shortcut_routes
 from leadmaster.session_manager.config import Settings
 from leadmaster.session_manager.engines import build_engine
 from leadmaster.session_manager.engines.base import Engine
@@ -63,7 +64,7 @@ def create_app(
 
     async def service_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
-        return json_response(exc.status, exc.body(), exc.headers)
+        return error_response(exc)
 
     app.add_exception_handler(ServiceError, service_error)
     install_json_errors(app, "BAD_REQUEST")
@@ -77,7 +78,9 @@ def create_app(
         app.include_router(sandbox.router)
     if send_shortcut:
         # Added before the request context, so it runs inside it (API key, request id, limits, access log).
-        app.add_middleware(FastSend, service=service)
+        app.add_middleware(
+            Shortcut, routes=shortcut_routes(service), error_type=ServiceError, error_response=error_response
+        )
     install_docs(app)
     app.add_middleware(
         RequestContextMiddleware,

@@ -1,4 +1,4 @@
-"""The behaviour both engines share, written once: state machine, send serialization, idempotency.
+"""The behaviour both engines share, written once: state machine, send serialization (idempotency.py).
 
 Engines report events through the `EngineSink` methods below; HTTP routes call the public coroutines.
 """
@@ -31,14 +31,14 @@ from leadmaster.session_manager.engines.base import (
     SendOutcomeUnknown,
     current_send,
 )
+from leadmaster.session_manager.idempotency import KeyedSends
 from leadmaster.session_manager.messages import MessageLog
 from leadmaster.session_manager.metrics import Metrics
-from leadmaster.session_manager.phone import parse_phone, parse_to
+from leadmaster.session_manager.parsing import SendBody, json_object, parse_phone, parse_send
 from leadmaster.session_manager.store import Store
 
 logger = logging.getLogger("leadmaster.session_manager.service")
 
-MAX_MESSAGE_CHARS = 65_536
 RETRY_AFTER_SECONDS = "5"
 _RESTARTABLE = frozenset({SessionStatus.ERROR, SessionStatus.DISCONNECTED})
 
@@ -86,7 +86,7 @@ class SessionService:
         self.store = store
         self.metrics = metrics
         self.sessions: dict[str, Session] = {}
-        self._inflight: dict[tuple[str, str], asyncio.Future[None]] = {}
+        self.keyed = KeyedSends(store, settings.idempotency_ttl_seconds, engine.chooses_message_id)
         self._purge_task: asyncio.Task[None] | None = None
         self.messages = MessageLog(store, settings.message_retention_days)  # CONTRACT §5
         self.contacts = ContactChecker(self)
@@ -95,10 +95,10 @@ class SessionService:
 
     async def start(self) -> None:
         await self.engine.start(self)
-        rows = self.store.list_instances()
+        rows = await self.store.list_instances()
         for row in rows:
             self.sessions.setdefault(row.instance_id, Session(row.instance_id))
-        self.store.purge_idempotency(self.settings.idempotency_ttl_seconds)
+        await self.store.purge_idempotency(self.settings.idempotency_ttl_seconds)
         self._purge_task = asyncio.create_task(self._purge_loop())
         self.messages.start()
         if self.settings.connect_on_start:
@@ -120,13 +120,13 @@ class SessionService:
             for s in self.sessions.values():
                 if s.status is not SessionStatus.DISCONNECTED:
                     self._set(s, SessionStatus.DISCONNECTED, Reason.SHUTDOWN)
-            self.store.close()
+            await asyncio.to_thread(self.store.close)
 
     async def _purge_loop(self) -> None:
         while True:
             await asyncio.sleep(3600)
             try:
-                self.store.purge_idempotency(self.settings.idempotency_ttl_seconds)
+                await self.store.purge_idempotency(self.settings.idempotency_ttl_seconds)
             except Exception:
                 logger.exception("idempotency purge failed")
 
@@ -143,11 +143,12 @@ class SessionService:
         s.qr_payload, s.qr_expires_at = payload, expires_at
 
     def paired(self, instance_id: str, account: Account) -> None:
-        self.store.set_paired(instance_id, account.jid, account.phone, account.push_name)
+        # Queued in order with every other write; the engine's callback must not wait for the database.
+        _log_failure(self.store.set_paired(instance_id, account.jid, account.phone, account.push_name), "paired")
         log(logger, logging.INFO, "paired", instance_id=instance_id, phone=account.phone)
 
     def unpaired(self, instance_id: str) -> None:
-        self.store.set_unpaired(instance_id)
+        _log_failure(self.store.set_unpaired(instance_id), "unpaired")
         log(logger, logging.INFO, "unpaired", instance_id=instance_id)
 
     def message_status(self, instance_id: str, message_id: str, status: MessageStatus, at: datetime) -> None:
@@ -205,7 +206,7 @@ class SessionService:
             raise self._not_ready(instance_id)
         acc = await self.engine.account(instance_id)
         if acc is None:
-            row = self.store.get_instance(instance_id)
+            row = await self.store.get_instance(instance_id)
             if row is None or not row.jid:
                 raise self._not_ready(instance_id)
             acc = Account(row.jid, row.phone or "", row.push_name)
@@ -225,7 +226,7 @@ class SessionService:
         s = self._session(instance_id)
         if s.status not in _RESTARTABLE:
             return {"success": True, "status": s.status.value, "alreadyConnected": True}
-        self.store.ensure_instance(instance_id)
+        await self.store.ensure_instance(instance_id)
         self._set(s, SessionStatus.INIT, None)
         try:
             await self.engine.connect(instance_id)
@@ -244,7 +245,7 @@ class SessionService:
     async def logout(self, instance_id: str) -> dict[str, Any]:
         s = self._session(instance_id)
         await self.engine.logout(instance_id)
-        self.store.set_unpaired(instance_id)
+        await self.store.set_unpaired(instance_id)
         s.qr_payload = s.qr_expires_at = None
         self._set(s, SessionStatus.DISCONNECTED, Reason.LOGOUT_REQUESTED)
         return {"success": True, "status": SessionStatus.DISCONNECTED.value}
@@ -252,7 +253,7 @@ class SessionService:
     async def delete(self, instance_id: str) -> dict[str, Any]:
         await self.logout(instance_id)
         await self.engine.forget(instance_id)
-        self.store.delete_instance(instance_id)
+        await self.store.delete_instance(instance_id)
         await asyncio.to_thread(self.messages.forget_instance, instance_id)
         await asyncio.to_thread(self.contacts.forget_instance, instance_id)
         self.sessions.pop(instance_id, None)
@@ -268,7 +269,7 @@ class SessionService:
         s = self.sessions.get(instance_id)
         status = s.status if s else SessionStatus.DISCONNECTED
         if status is not SessionStatus.QR_REQUIRED:
-            row = self.store.get_instance(instance_id)
+            row = await self.store.get_instance(instance_id)
             if row is not None and row.paired:
                 raise errors.AlreadyPaired(f"Instance {instance_id!r} is already paired; log out first.")
             raise self._not_ready(instance_id)
@@ -295,55 +296,26 @@ class SessionService:
             self.metrics.send_latency.observe(time.perf_counter() - started, outcome)
 
     async def _send(self, instance_id: str, body: bytes, key: str | None) -> Reply:
-        cliente_id, to, jid, text = _parse_send(body)
+        parsed = parse_send(body)
         if key is None:
-            return await self._deliver(instance_id, cliente_id, to, jid, text)
+            return await self._deliver(instance_id, parsed, None)
         if not is_valid_idempotency_key(key):
             raise errors.InvalidIdempotencyKey("Idempotency-Key must be 1-255 printable ASCII characters.")
-        body_hash = hashlib.sha256(orjson.dumps([cliente_id, to, text])).hexdigest()
-        slot = (instance_id, key)
-        while (pending := self._inflight.get(slot)) is not None:
-            # CONTRACT §2.5: a repeat during the first send waits for it, then replays its result.
-            await asyncio.shield(pending)
-        record = self.store.get_idempotency(instance_id, key, self.settings.idempotency_ttl_seconds)
-        if record is not None:
-            if record.body_hash != body_hash:
-                raise errors.IdempotencyKeyReused(
-                    f"Idempotency-Key {key[:64]!r} was used for a different message on {instance_id!r}."
-                )
-            if record.pending:
-                # Not in flight here, so an earlier run handed it to WhatsApp and stopped before the answer.
-                raise errors.SendOutcomeUnknownError(
-                    f"A send with Idempotency-Key {key[:64]!r} was handed to WhatsApp but its outcome was never "
-                    "recorded (the service stopped mid-send): it may have been delivered, so it is not sent "
-                    "again under this key. Check with the recipient, then send with a new key if needed."
-                )
-            return Reply(record.status, record.response, {"Idempotent-Replayed": "true"})
-        s = self.sessions.get(instance_id)
-        if s is None or s.status is not SessionStatus.READY:
-            raise self._not_ready(instance_id)  # Certainly not sent: nothing to record.
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inflight[slot] = done
-        try:
-            await self.store.begin_idempotency(instance_id, key, body_hash)
-            try:
-                reply = await self._deliver(instance_id, cliente_id, to, jid, text)
-            except (errors.SessionNotReady, errors.SendFailedError):
-                # Certainly not sent: the key may be used again (CONTRACT §2.5). Any other failure
-                # (outcome unknown, unexpected error, cancellation) keeps the pending mark.
-                await self.store.drop_idempotency(instance_id, key)
-                raise
-            try:
-                await self.store.finish_idempotency(instance_id, key, reply.status, reply.body)
-            except Exception:
-                # The message is out and the pending mark stays: a retry gets SEND_OUTCOME_UNKNOWN, never a double.
-                logger.exception("idempotency record not finished", extra={"fields": {"instance_id": instance_id}})
-            return reply
-        finally:
-            del self._inflight[slot]
-            done.set_result(None)
+        body_hash = hashlib.sha256(orjson.dumps([parsed.cliente_id, parsed.to, parsed.message])).hexdigest()
 
-    async def _deliver(self, instance_id: str, cliente_id: int, to: str, jid: str, text: str) -> Reply:
+        def ready() -> None:
+            s = self.sessions.get(instance_id)
+            if s is None or s.status is not SessionStatus.READY:
+                raise self._not_ready(instance_id)  # Certainly not sent: nothing to record.
+
+        async def deliver(message_id: str | None) -> tuple[int, dict[str, Any]]:
+            reply = await self._deliver(instance_id, parsed, message_id)
+            return reply.status, reply.body
+
+        (status, answer), replayed = await self.keyed.send(instance_id, key, body_hash, ready, deliver)
+        return Reply(status, answer, {"Idempotent-Replayed": "true"} if replayed else {})
+
+    async def _deliver(self, instance_id: str, body: SendBody, message_id: str | None) -> Reply:
         s = self.sessions.get(instance_id)
         if s is None or s.status is not SessionStatus.READY:
             raise self._not_ready(instance_id)
@@ -351,13 +323,14 @@ class SessionService:
             # The session may have dropped while this send waited for the one before it.
             if s.status is not SessionStatus.READY:
                 raise self._not_ready(instance_id)
-            token = current_send.set(SendContext(cliente_id=cliente_id, to=to))
+            token = current_send.set(SendContext(cliente_id=body.cliente_id, to=body.to))
             try:
-                sent = await self.engine.send_text(instance_id, jid, text)
+                sent = await self.engine.send_text(instance_id, body.jid, body.message, message_id)
             except SendOutcomeUnknown as exc:
+                again = "re-sends it as the same message" if self.engine.chooses_message_id else "won't resend it"
                 raise errors.SendOutcomeUnknownError(
                     f"The message may or may not have reached WhatsApp: {exc}. Retrying with the same "
-                    "Idempotency-Key will not send it again."
+                    f"Idempotency-Key {again}."
                 ) from exc
             except SendFailed as exc:
                 raise errors.SendFailedError(f"WhatsApp did not accept the message: {exc}") from exc
@@ -365,49 +338,30 @@ class SessionService:
                 raise self._not_ready(instance_id) from exc
             finally:
                 current_send.reset(token)
-        await self.messages.record_sent(instance_id, sent.message_id, to, sent.timestamp)
+        await self.messages.record_sent(instance_id, sent.message_id, body.to, sent.timestamp)
         log(
             logger,
             logging.INFO,
             "sent",
             instance_id=instance_id,
-            cliente_id=cliente_id,
-            to=mask_phone(jid),
+            cliente_id=body.cliente_id,
+            to=mask_phone(body.jid),
             message_id=sent.message_id,
         )
         data = {
             "message_id": sent.message_id,
-            "cliente_id": cliente_id,
-            "to": to,
-            "jid": jid,
+            "cliente_id": body.cliente_id,
+            "to": body.to,
+            "jid": body.jid,
             "timestamp": iso(sent.timestamp),
         }
         return Reply(200, {"success": True, "message": "Message sent", "data": data})
 
 
-def json_object(body: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or 400 INVALID_JSON."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise errors.InvalidJson("Request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise errors.InvalidJson(f"Request body must be a JSON object, not {type(data).__name__}.")
-    return data
 
+def _log_failure(future: asyncio.Future[bool], what: str) -> None:
+    def done(f: asyncio.Future[bool]) -> None:
+        if not f.cancelled() and f.exception() is not None:
+            logger.error("store write failed", extra={"fields": {"what": what}})
 
-def _parse_send(body: bytes) -> tuple[int, str, str, str]:
-    """Validate a send body in the order of CONTRACT §2.5; return (cliente_id, to, jid, message)."""
-    data = json_object(body)
-    cliente_id = data.get("cliente_id")
-    if type(cliente_id) is not int or cliente_id <= 0:
-        raise errors.InvalidClienteId(f"cliente_id must be a positive integer, got {cliente_id!r:.40}.")
-    to = data.get("to")
-    jid = parse_to(to)
-    if jid is None:
-        raise errors.InvalidTo(f"to {str(to)[:40]!r} is not a phone number (7-15 digits, optional +) or a user JID.")
-    assert isinstance(to, str)
-    message = data.get("message")
-    if not isinstance(message, str) or not message.strip() or len(message) > MAX_MESSAGE_CHARS:
-        raise errors.InvalidMessage(f"message must be a non-blank string of at most {MAX_MESSAGE_CHARS} characters.")
-    return cliente_id, to, jid, message
+    future.add_done_callback(done)

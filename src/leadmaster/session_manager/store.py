@@ -1,29 +1,27 @@
 """Durable state of the session-manager: known instances, who is paired, idempotency records, sandbox data.
 
 SQLite in SESSION_MANAGER_DATA_DIR by default, PostgreSQL when SESSION_MANAGER_STORE_URL is set.
-Rare calls (pairing, listing) are synchronous single-row statements. The two writes on the send path
-(idempotency record, sandbox outbox) go through `GroupCommitWriter`: one thread commits whatever has
-queued up in one transaction, and each caller is answered only once its row is durable. That keeps the
-send path's cost per message small under load without answering 200 for a row that a crash could lose.
+Nothing here blocks the event loop: every write goes through the group-commit writer thread (writer.py),
+every read runs in a worker thread. The send path reads nothing in the common case: a keyed send's pending
+mark is an insert that tells whether a record was already there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import queue
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine as SqlEngine
 
 from leadmaster.common.files import private_dir
 from leadmaster.common.sqlite import use_sqlite_pragmas
+from leadmaster.session_manager.writer import GroupCommitWriter, Returning, Write
 
 metadata = sa.MetaData()
 
@@ -63,12 +61,11 @@ sandbox_outbox = sa.Table(
     sa.Column("jid", sa.String(128), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("timestamp", sa.String(40), nullable=False),
+    # WhatsApp keeps one message per ID: a re-send under an ID it already has is the same message.
+    sa.Index("ux_sm_sandbox_outbox_message", "instance_id", "message_id", unique=True),
 )
 
 
-# Built once: the writer merges consecutive writes of the *same* statement object into one executemany.
-_INSERT_OUTBOX = sandbox_outbox.insert()
-_INSERT_IDEMPOTENCY = idempotency.insert()
 _DELETE_IDEMPOTENCY = idempotency.delete().where(
     idempotency.c.instance_id == sa.bindparam("i"), idempotency.c.key == sa.bindparam("k")
 )
@@ -76,6 +73,12 @@ _FINISH_IDEMPOTENCY = (
     idempotency.update()
     .where(idempotency.c.instance_id == sa.bindparam("i"), idempotency.c.key == sa.bindparam("k"))
     .values(status=sa.bindparam("status"), response=sa.bindparam("response"), state=sa.bindparam("state"))
+)
+_INSERT_IDEMPOTENCY = idempotency.insert()
+_UNPAIR = (
+    instances.update()
+    .where(instances.c.instance_id == sa.bindparam("i"))
+    .values(paired=False, jid=None, phone=None, push_name=None)
 )
 
 
@@ -94,6 +97,7 @@ class IdempotencyRecord:
     status: int
     response: dict[str, Any]
     pending: bool = False
+    created_at: float = 0.0
 
 
 def sqlalchemy_url(store_url: str | None, data_dir: Path) -> str:
@@ -106,93 +110,6 @@ def sqlalchemy_url(store_url: str | None, data_dir: Path) -> str:
     return store_url
 
 
-logger = logging.getLogger("leadmaster.session_manager.store")
-_Write = tuple[Any, dict[str, Any]]  # (statement, parameters)
-
-
-class GroupCommitWriter:
-    """A writer thread that commits queued statements in batches and resolves each caller's future."""
-
-    def __init__(self, engine: SqlEngine) -> None:
-        self.engine = engine
-        self.queue: queue.SimpleQueue[tuple[list[_Write], asyncio.Future[None]] | None] = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
-        self.thread.start()
-
-    async def write(self, *statements: _Write) -> None:
-        await self.submit(*statements)
-
-    def submit(self, *statements: _Write) -> asyncio.Future[None]:
-        """Queue statements (committed in queue order) and return the future resolved once durable."""
-        future = asyncio.get_running_loop().create_future()
-        self.queue.put((list(statements), future))
-        return future
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join(10)
-
-    def _run(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            batch = [item]
-            stop = False
-            while True:
-                try:
-                    more = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            self._commit(batch)
-            if stop:
-                return
-
-    def _commit(self, batch: list[tuple[list[_Write], asyncio.Future[None]]]) -> None:
-        try:
-            with self.engine.begin() as conn:
-                for stmt, rows in _runs(batch):
-                    # One executemany per run of the same statement: the point of batching.
-                    conn.execute(stmt, rows)
-            results: list[BaseException | None] = [None] * len(batch)
-        except Exception:
-            if len(batch) == 1:
-                logger.exception("store write failed")
-                results = [RuntimeError("store write failed")]
-            else:
-                # One bad write must not fail its neighbours: retry each on its own.
-                for entry in batch:
-                    self._commit([entry])
-                return
-        for (_, future), error in zip(batch, results, strict=True):
-            future.get_loop().call_soon_threadsafe(_resolve, future, error)
-
-
-def _runs(batch: list[tuple[list[_Write], asyncio.Future[None]]]) -> list[tuple[Any, list[dict[str, Any]]]]:
-    """Consecutive writes of the same statement, merged, in their original order."""
-    runs: list[tuple[Any, list[dict[str, Any]]]] = []
-    for statements, _ in batch:
-        for stmt, params in statements:
-            if runs and runs[-1][0] is stmt:
-                runs[-1][1].append(params)
-            else:
-                runs.append((stmt, [params]))
-    return runs
-
-
-def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
-
-
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -202,8 +119,27 @@ class Store:
             # (connect, pairing), so a 5 s wait for the lock means trouble, not contention; no foreign keys.
             use_sqlite_pragmas(self.engine, busy_timeout_ms=5_000, foreign_keys=False)
         metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
+        _upgrade(self.engine)
         self.writer = GroupCommitWriter(self.engine)
+        # Built once per dialect: the writer merges consecutive writes of the *same* statement object.
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        self._begin_key = Returning(
+            insert(idempotency).on_conflict_do_nothing(index_elements=["instance_id", "key"])
+            .returning(idempotency.c.instance_id, idempotency.c.key),
+            ("instance_id", "key"),
+        )
+        self._add_outbox = Returning(
+            insert(sandbox_outbox).on_conflict_do_nothing(index_elements=["instance_id", "message_id"])
+            .returning(sandbox_outbox.c.instance_id, sandbox_outbox.c.message_id),
+            ("instance_id", "message_id"),
+        )
+        self._ensure_instance = insert(instances).on_conflict_do_nothing(index_elements=["instance_id"])
+        paired = insert(instances)
+        self._set_paired = paired.on_conflict_do_update(
+            index_elements=["instance_id"],
+            set_={"paired": True, "jid": paired.excluded.jid, "phone": paired.excluded.phone,
+                  "push_name": paired.excluded.push_name},
+        )
 
     @classmethod
     def open(cls, store_url: str | None, data_dir: Path) -> Store:
@@ -214,115 +150,113 @@ class Store:
         self.writer.close()
         self.engine.dispose()
 
+    async def _read(self, stmt: Any) -> list[Any]:
+        return await asyncio.to_thread(self._read_sync, stmt)
+
+    def _read_sync(self, stmt: Any) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(stmt).all())
+
     # -- instances -------------------------------------------------------------------------------
 
-    def ensure_instance(self, instance_id: str) -> None:
-        with self.engine.begin() as conn:
-            exists = conn.execute(
-                sa.select(instances.c.instance_id).where(instances.c.instance_id == instance_id)
-            ).first()
-            if exists is None:
-                conn.execute(instances.insert().values(instance_id=instance_id, created_at=time.time(), paired=False))
+    async def ensure_instance(self, instance_id: str) -> None:
+        row = {"instance_id": instance_id, "created_at": time.time(), "paired": False}
+        await self.writer.write((self._ensure_instance, row))
 
-    def get_instance(self, instance_id: str) -> InstanceRow | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(instances).where(instances.c.instance_id == instance_id)).first()
-        return _instance(row) if row else None
+    async def get_instance(self, instance_id: str) -> InstanceRow | None:
+        rows = await self._read(sa.select(instances).where(instances.c.instance_id == instance_id))
+        return _instance(rows[0]) if rows else None
 
-    def list_instances(self) -> list[InstanceRow]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(instances).order_by(instances.c.instance_id)).all()
-        return [_instance(r) for r in rows]
+    async def list_instances(self) -> list[InstanceRow]:
+        return [_instance(r) for r in await self._read(sa.select(instances).order_by(instances.c.instance_id))]
 
-    def set_paired(self, instance_id: str, jid: str, phone: str, push_name: str | None) -> None:
-        self.ensure_instance(instance_id)
-        with self.engine.begin() as conn:
-            conn.execute(
-                instances.update()
-                .where(instances.c.instance_id == instance_id)
-                .values(paired=True, jid=jid, phone=phone, push_name=push_name)
-            )
+    def set_paired(self, instance_id: str, jid: str, phone: str, push_name: str | None) -> asyncio.Future[bool]:
+        """Queue the write (in order with every other write); await the result to know it is durable."""
+        row = {"instance_id": instance_id, "created_at": time.time(), "paired": True, "jid": jid, "phone": phone,
+               "push_name": push_name}
+        return self.writer.submit((self._set_paired, row))
 
-    def set_unpaired(self, instance_id: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                instances.update()
-                .where(instances.c.instance_id == instance_id)
-                .values(paired=False, jid=None, phone=None, push_name=None)
-            )
+    def set_unpaired(self, instance_id: str) -> asyncio.Future[bool]:
+        return self.writer.submit((_UNPAIR, {"i": instance_id}))
 
-    def delete_instance(self, instance_id: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(instances.delete().where(instances.c.instance_id == instance_id))
-            conn.execute(idempotency.delete().where(idempotency.c.instance_id == instance_id))
-            conn.execute(sandbox_outbox.delete().where(sandbox_outbox.c.instance_id == instance_id))
+    async def delete_instance(self, instance_id: str) -> None:
+        await self.writer.write(
+            (instances.delete().where(instances.c.instance_id == instance_id), {}),
+            (idempotency.delete().where(idempotency.c.instance_id == instance_id), {}),
+            (sandbox_outbox.delete().where(sandbox_outbox.c.instance_id == instance_id), {}),
+        )
 
     # -- idempotency -----------------------------------------------------------------------------
 
-    def get_idempotency(self, instance_id: str, key: str, ttl: float) -> IdempotencyRecord | None:
-        with self.engine.connect() as conn:
-            cols = (idempotency.c.body_hash, idempotency.c.status, idempotency.c.response, idempotency.c.state)
-            row = conn.execute(
-                sa.select(*cols).where(
-                    idempotency.c.instance_id == instance_id,
-                    idempotency.c.key == key,
-                    idempotency.c.created_at > time.time() - ttl,
-                )
-            ).first()
-        if row is None:
+    async def get_idempotency(self, instance_id: str, key: str) -> IdempotencyRecord | None:
+        """The record of a key, expired or not (the caller judges its age by `created_at`)."""
+        cols = (idempotency.c.body_hash, idempotency.c.status, idempotency.c.response, idempotency.c.state,
+                idempotency.c.created_at)
+        rows = await self._read(
+            sa.select(*cols).where(idempotency.c.instance_id == instance_id, idempotency.c.key == key)
+        )
+        if not rows:
             return None
-        return IdempotencyRecord(row.body_hash, row.status, json.loads(row.response), row.state == "pending")
+        row = rows[0]
+        return IdempotencyRecord(row.body_hash, row.status, json.loads(row.response), row.state == "pending",
+                                 row.created_at)
 
-    async def begin_idempotency(self, instance_id: str, key: str, body_hash: str) -> None:
-        """Durably note that a keyed send is about to be handed to the engine."""
-        row = {
-            "instance_id": instance_id,
-            "key": key,
-            "body_hash": body_hash,
-            "status": 0,
-            "response": "{}",
-            "created_at": time.time(),
-            "state": "pending",
-        }
-        # An expired record with the same key may still be there: replace it.
-        await self.writer.write((_DELETE_IDEMPOTENCY, {"i": instance_id, "k": key}), (_INSERT_IDEMPOTENCY, row))
+    async def begin_idempotency(self, instance_id: str, key: str, body_hash: str, created_at: float,
+                                replace: bool = False) -> bool:
+        """Durably note that a keyed send is about to be handed to the engine; False if a record is there.
 
-    async def finish_idempotency(self, instance_id: str, key: str, status: int, response: dict[str, Any]) -> None:
-        """The send went out: replace the pending mark with the answer to replay."""
+        `replace` first deletes a record found expired, in the same transaction.
+        """
+        row = {"instance_id": instance_id, "key": key, "body_hash": body_hash, "status": 0, "response": "{}",
+               "created_at": created_at, "state": "pending"}
+        writes: list[Write] = [(_DELETE_IDEMPOTENCY, {"i": instance_id, "k": key})] if replace else []
+        return await self.writer.write(*writes, (self._begin_key, row))
+
+    def finish_idempotency(self, instance_id: str, key: str, status: int, response: dict[str, Any],
+                           lazy: bool = False) -> asyncio.Future[bool]:
+        """The send went out: replace the pending mark with the answer to replay (lazy: see writer.py)."""
         values = {"i": instance_id, "k": key, "status": status, "response": json.dumps(response), "state": "done"}
-        await self.writer.write((_FINISH_IDEMPOTENCY, values))
+        return self.writer.submit((_FINISH_IDEMPOTENCY, values), lazy=lazy)
 
     async def drop_idempotency(self, instance_id: str, key: str) -> None:
         """The send certainly did not go out: the key may be used again (CONTRACT §2.5)."""
         await self.writer.write((_DELETE_IDEMPOTENCY, {"i": instance_id, "k": key}))
 
-    def purge_idempotency(self, ttl: float) -> int:
-        with self.engine.begin() as conn:
-            result = conn.execute(idempotency.delete().where(idempotency.c.created_at <= time.time() - ttl))
-        return int(result.rowcount or 0)
+    async def purge_idempotency(self, ttl: float) -> None:
+        await self.writer.write((idempotency.delete().where(idempotency.c.created_at <= time.time() - ttl), {}))
 
     # -- sandbox outbox --------------------------------------------------------------------------
 
-    async def add_outbox(self, instance_id: str, entry: dict[str, Any]) -> None:
-        await self.writer.write((_INSERT_OUTBOX, {"instance_id": instance_id, **entry}))
+    async def add_outbox(self, instance_id: str, entry: dict[str, Any]) -> dict[str, Any] | None:
+        """Add a sent message; if its message_id is already there, add nothing and return that entry."""
+        # Relaxed: the outbox stands for WhatsApp's servers, which keep what they accepted whatever happens to
+        # this process; a database crash is no part of that simulation (see writer.py).
+        if await self.writer.write((self._add_outbox, {"instance_id": instance_id, **entry}), relaxed=True):
+            return None
+        found = await self.outbox(instance_id, entry["message_id"])
+        return found[0] if found else None
 
-    def outbox(self, instance_id: str) -> list[dict[str, Any]]:
+    async def outbox(self, instance_id: str, message_id: str | None = None) -> list[dict[str, Any]]:
         cols = [sandbox_outbox.c[name] for name in ("message_id", "cliente_id", "to", "jid", "message", "timestamp")]
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(*cols).where(sandbox_outbox.c.instance_id == instance_id).order_by(sandbox_outbox.c.id)
-            ).all()
+        stmt = sa.select(*cols).where(sandbox_outbox.c.instance_id == instance_id).order_by(sandbox_outbox.c.id)
+        if message_id is not None:
+            stmt = stmt.where(sandbox_outbox.c.message_id == message_id)
         # Keys can come back as sqlalchemy's quoted_name ("to" is an SQL keyword): orjson wants plain str.
-        return [{str(k): v for k, v in r._mapping.items()} for r in rows]
+        return [{str(k): v for k, v in r._mapping.items()} for r in await self._read(stmt)]
 
 
 def _instance(row: Any) -> InstanceRow:
     return InstanceRow(row.instance_id, bool(row.paired), row.jid, row.phone, row.push_name)
 
 
-def _add_missing_columns(engine: SqlEngine) -> None:
-    """Bring a store made by an earlier version up to date (columns are only ever added)."""
+def _upgrade(engine: SqlEngine) -> None:
+    """Bring a store made by an earlier version up to date (columns and indexes are only ever added)."""
     have = {c["name"] for c in sa.inspect(engine).get_columns("sm_idempotency")}
-    if "state" not in have:
-        with engine.begin() as conn:
+    with engine.begin() as conn:
+        if "state" not in have:
             conn.exec_driver_sql("ALTER TABLE sm_idempotency ADD COLUMN state VARCHAR(8) NOT NULL DEFAULT 'done'")
+        conn.exec_driver_sql(
+            "CREATE UNIQUE INDEX IF NOT EXISTS ux_sm_sandbox_outbox_message"
+            " ON sm_sandbox_outbox (instance_id, message_id)"
+        )
+

@@ -32,8 +32,11 @@ async def forward(
     idempotency_key: str | None = None,
     sub: str | None = None,
     query: dict[str, str] | None = None,
+    instance_id: str | None = None,
 ) -> Response:
-    instance_id = await authorize(hub, principal, cliente_id)
+    """Call the session-manager for `op`; `instance_id` is what `authorize` returned, if it already ran."""
+    if instance_id is None:
+        instance_id = await authorize(hub, principal, cliente_id)
     client = hub.client
     method, path = client.route(op, instance_id, sub)  # NotSupported here, before any call
     logged_instance = instance_id if client.api == "instances" else None

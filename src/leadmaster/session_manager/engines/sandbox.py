@@ -61,6 +61,8 @@ def _qr_payload() -> str:
 
 class SandboxEngine(Engine):
     name: ClassVar[str] = "sandbox"
+    # Like WhatsApp, the outbox keeps one message per ID: a re-send under a known ID answers as the first did.
+    chooses_message_id: ClassVar[bool] = True
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
@@ -107,7 +109,7 @@ class SandboxEngine(Engine):
     async def connect(self, instance_id: str) -> None:
         self._cancel(instance_id)
         sim = self._sim(instance_id)
-        row = self.store.get_instance(instance_id)
+        row = await self.store.get_instance(instance_id)
         if row is not None and row.paired:
             sim.task = asyncio.get_running_loop().create_task(self._resume(instance_id))
         else:
@@ -159,8 +161,8 @@ class SandboxEngine(Engine):
             raise NoQrToScanError(instance_id)
         self._pair(instance_id, phone)
 
-    def outbox(self, instance_id: str) -> list[dict[str, Any]]:
-        return self.store.outbox(instance_id)
+    async def outbox(self, instance_id: str) -> list[dict[str, Any]]:
+        return await self.store.outbox(instance_id)
 
     def inject(self, instance_id: str, faults: dict[str, Any]) -> None:
         """Apply validated faults (see api/routes/sandbox.py for the accepted shapes)."""
@@ -210,8 +212,8 @@ class SandboxEngine(Engine):
             sim.send_errors -= 1
             raise SendFailed("sandbox fault: send_error")
         ctx = current_send.get()
-        sent = SentMessage("3EB0" + secrets.token_hex(8).upper(), datetime.now(UTC))
-        await self.store.add_outbox(
+        sent = SentMessage(message_id or "3EB0" + secrets.token_hex(9).upper(), datetime.now(UTC))
+        first = await self.store.add_outbox(
             instance_id,
             {
                 "message_id": sent.message_id,
@@ -222,6 +224,9 @@ class SandboxEngine(Engine):
                 "timestamp": sent.timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             },
         )
+        if first is not None:
+            # WhatsApp treats a re-send under the same ID as the one message it already has.
+            return SentMessage(first["message_id"], datetime.fromisoformat(first["timestamp"]))
         if not sim.undelivered:
             self._schedule_receipts(instance_id, sim, sent.message_id)
         return sent
@@ -249,7 +254,7 @@ class SandboxEngine(Engine):
         return {p: None if p in sim.not_on_whatsapp else f"{p}@s.whatsapp.net" for p in phones}
 
     async def account(self, instance_id: str) -> Account | None:
-        row = self.store.get_instance(instance_id)
+        row = await self.store.get_instance(instance_id)
         if row is None or not row.paired or not row.jid:
             return None
         return Account(row.jid, row.phone or "", row.push_name)

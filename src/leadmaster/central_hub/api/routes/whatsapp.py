@@ -3,15 +3,15 @@
 import re
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
-from leadmaster.central_hub import errors
+from leadmaster.central_hub.api.bodies import json_object, require_str
 from leadmaster.central_hub.api.deps import CurrentPrincipal, hub_of
 from leadmaster.central_hub.api.forward import authorize, forward
+from leadmaster.central_hub.api.send import send as send_endpoint
 from leadmaster.central_hub.errors import UPSTREAM_RESPONSES
-from leadmaster.contract.ids import IDEMPOTENCY_KEY_MAX, is_valid_idempotency_key
+from leadmaster.contract.ids import IDEMPOTENCY_KEY_MAX
 
 router = APIRouter(prefix="/api/whatsapp", tags=["whatsapp"], responses=UPSTREAM_RESPONSES)
 
@@ -29,50 +29,16 @@ _SEND_BODY = _body_schema(
 _PAIR_BODY = _body_schema({"phone": {"type": "string", "example": "5491123456789"}}, ["phone"])
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
-    # Parsed by hand (orjson) instead of a pydantic model: this is the hot path of every send.
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        raise errors.ValidationFailed("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise errors.ValidationFailed(f"The request body must be a JSON object, not {type(body).__name__}.")
-    return body
-
-
-def _require_str(body: dict[str, Any], field: str) -> str:
-    value = body.get(field)
-    if not isinstance(value, str):
-        raise errors.ValidationFailed(f"Field {field!r} must be a string, got {value!r}.", details=[
-            {"loc": ["body", field], "msg": "must be a string"}])
-    return value
-
-
-async def parse_send(request: Request, cliente_id: int) -> tuple[dict[str, Any], str | None]:
-    """The upstream body and Idempotency-Key of a send, or ValidationFailed (shared with api/fast_send.py)."""
-    body = await _json_object(request)
-    to, message = _require_str(body, "to"), _require_str(body, "message")
-    idempotency_key = request.headers.get("idempotency-key")
-    if idempotency_key is not None and not is_valid_idempotency_key(idempotency_key):
-        raise errors.ValidationFailed(
-            f"Idempotency-Key {idempotency_key!r} must be 1-255 printable ASCII characters."
-        )
-    return {"cliente_id": cliente_id, "to": to, "message": message}, idempotency_key
-
-
-# Served by api/fast_send.py in the running app; this route documents it and is the fallback.
+# Served by the send shortcut in the running app (app.py); both call api/send.py.
 @router.post("/{cliente_id}/send", openapi_extra=_SEND_BODY)
 async def send(
-    cliente_id: int, request: Request, principal: CurrentPrincipal,
+    cliente_id: int, request: Request,
     idempotency_key: Annotated[str | None, Header(
         description=f"1-{IDEMPOTENCY_KEY_MAX} printable ASCII chars; makes a retry after a timeout safe (24 h)",
-    )] = None,
+    )] = None,  # documented here, read by api/send.py
 ) -> Response:
     """Send a text message from the cliente's WhatsApp; the session-manager's answer is returned unchanged."""
-    hub = hub_of(request)
-    await authorize(hub, principal, cliente_id)  # refuse before even reading the body
-    body, key = await parse_send(request, cliente_id)
-    return await forward(hub, principal, cliente_id, "send", json_body=body, idempotency_key=key)
+    return await send_endpoint(hub_of(request), request, cliente_id)
 
 
 @router.get("/{cliente_id}/status")
@@ -113,9 +79,9 @@ async def logout(cliente_id: int, principal: CurrentPrincipal, request: Request)
 async def pair_code(cliente_id: int, request: Request, principal: CurrentPrincipal) -> Response:
     """Pair by phone number instead of QR: returns the code to type on the phone."""
     hub = hub_of(request)
-    await authorize(hub, principal, cliente_id)
-    phone = _require_str(await _json_object(request), "phone")
-    return await forward(hub, principal, cliente_id, "pair_code", json_body={"phone": phone})
+    instance_id = await authorize(hub, principal, cliente_id)
+    phone = require_str(await json_object(request), "phone")
+    return await forward(hub, principal, cliente_id, "pair_code", json_body={"phone": phone}, instance_id=instance_id)
 
 
 @router.get("/{cliente_id}/account")

@@ -13,8 +13,7 @@ from leadmaster.session_manager.api.deps import Target, path_target
 from leadmaster.session_manager.api.schemas import errors as errs
 from leadmaster.session_manager.api.schemas import json_body
 from leadmaster.session_manager.engines.sandbox import NoQrToScanError, SandboxEngine
-from leadmaster.session_manager.phone import parse_phone
-from leadmaster.session_manager.service import json_object
+from leadmaster.session_manager.parsing import json_object, parse_phone
 
 router = APIRouter(prefix="/api/session-manager/sandbox/{instance_id}", tags=["sandbox"])
 On = Annotated[Target, Depends(path_target)]
@@ -82,7 +81,7 @@ async def scan(request: Request, on: On) -> Response:
 @router.get("/outbox", response_model=Outbox, responses=errs(400))
 async def outbox(on: On) -> Response:
     """Every message the sandbox 'sent' for this instance, oldest first."""
-    return json_response(200, {"messages": _engine(on.svc).outbox(on.instance_id)})
+    return json_response(200, {"messages": await _engine(on.svc).outbox(on.instance_id)})
 
 
 @router.post("/faults", response_model=Ok, responses=errs(400), openapi_extra=json_body(Faults))

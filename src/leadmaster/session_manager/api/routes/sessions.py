@@ -24,6 +24,7 @@ from leadmaster.session_manager.api.schemas import (
     json_body,
 )
 from leadmaster.session_manager.api.schemas import errors as errs
+from leadmaster.session_manager.api.send import send as send_endpoint
 from leadmaster.session_manager.service import iso
 
 IMAGE_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
@@ -87,11 +88,10 @@ def session_router(prefix: str, target: Callable[..., Awaitable[Target]], canoni
     async def send(
         request: Request,
         on: On,
-        idempotency_key: Annotated[str | None, Header()] = None,
+        idempotency_key: Annotated[str | None, Header()] = None,  # documented here, read by api/send.py
     ) -> Response:
         """Send a text message; one send at a time per instance. `Idempotency-Key` makes retries safe."""
-        reply = await on.svc.send(on.instance_id, await request.body(), idempotency_key)
-        return json_response(reply.status, reply.body, reply.headers)
+        return await send_endpoint(on.svc, on.instance_id, request)
 
     if canonical:
         _canonical_only(router, On)

@@ -1,0 +1,183 @@
+"""The store's one writer thread: group commit, so a send's durable rows cost a fraction of a commit each.
+
+Every write of the session-manager goes through `GroupCommitWriter`: one thread with one connection
+commits whatever has queued up in one transaction, merging consecutive rows of the same statement into one
+executemany, and each caller is answered only once its rows are durable. Nothing here blocks the event
+loop.
+
+Two weaker kinds of write, for rows whose loss in a database crash costs nothing but a redundant re-send:
+* *relaxed*: on PostgreSQL these commit with `synchronous_commit off`: the row survives our process dying
+  (what the fault suite exercises), not the database server crashing, which is what SQLite's WAL +
+  `synchronous=NORMAL` gives every write;
+* *lazy* (also relaxed): no commit of its own: it rides with the next write, or is committed after
+  `LAZY_SECONDS` when nothing else comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine as SqlEngine
+
+logger = logging.getLogger("leadmaster.session_manager.store")
+
+LAZY_SECONDS = 0.05
+
+
+@dataclass(frozen=True, eq=False)
+class Returning:
+    """An INSERT ... ON CONFLICT DO NOTHING RETURNING `keys`: the writer tells each caller if its row went in."""
+
+    stmt: Any
+    keys: tuple[str, ...]
+
+
+Write = tuple[Any, dict[str, Any]]  # (statement or Returning, parameters)
+
+
+@dataclass(slots=True)
+class _Job:
+    writes: list[Write]
+    future: asyncio.Future[bool]
+    lazy: bool = False
+    inserted: bool = field(default=True)
+
+
+class GroupCommitWriter:
+    """Writer threads that commit queued statements in batches and resolve each caller's future.
+
+    On PostgreSQL relaxed writes have a lane (thread and connection) of their own, so that they never wait
+    behind a durable batch's WAL flush; SQLite has one lane (one writer at a time, and every commit is alike).
+    """
+
+    def __init__(self, engine: SqlEngine) -> None:
+        self.durable = _Lane(engine, "store-writer", relaxed=False)
+        self.relaxed = _Lane(engine, "store-writer-relaxed", relaxed=True) if engine.dialect.name == "postgresql" \
+            else self.durable
+
+    async def write(self, *writes: Write, relaxed: bool = False) -> bool:
+        """Commit `writes` together; False when a `Returning` insert found its row already there."""
+        return await self.submit(*writes, relaxed=relaxed)
+
+    def submit(self, *writes: Write, lazy: bool = False, relaxed: bool = False) -> asyncio.Future[bool]:
+        """Queue `writes`; the future resolves once they are committed (lazy: with the next batch)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        lane = self.relaxed if relaxed or lazy else self.durable
+        lane.queue.put(_Job(list(writes), future, lazy))
+        return future
+
+    def close(self) -> None:
+        for lane in {id(self.durable): self.durable, id(self.relaxed): self.relaxed}.values():
+            lane.close()
+
+
+class _Lane:
+    def __init__(self, engine: SqlEngine, name: str, relaxed: bool) -> None:
+        self.engine = engine
+        self.relaxed = relaxed
+        self.queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._conn: Connection | None = None
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join(10)
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            item = self.queue.get()
+            if item is None:
+                break
+            batch = [item]
+            stop = self._drain(batch)
+            if not stop and all(job.lazy for job in batch):
+                try:
+                    more = self.queue.get(timeout=LAZY_SECONDS)
+                except queue.Empty:
+                    more = None
+                else:
+                    if more is None:
+                        stop = True
+                    else:
+                        batch.append(more)
+                        stop = self._drain(batch)
+            self._commit(batch)
+        if self._conn is not None:
+            self._conn.close()
+
+    def _drain(self, batch: list[_Job]) -> bool:
+        while True:
+            try:
+                more = self.queue.get_nowait()
+            except queue.Empty:
+                return False
+            if more is None:
+                return True
+            batch.append(more)
+
+    def _connection(self) -> Connection:
+        # One connection for the writer's life: no pool checkout (and no pre-ping round trip) per batch.
+        if self._conn is None or self._conn.invalidated or self._conn.closed:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def _commit(self, batch: list[_Job]) -> None:
+        try:
+            conn = self._connection()
+            with conn.begin():
+                if self.relaxed:
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                self._execute(conn, batch)
+            results: list[BaseException | None] = [None] * len(batch)
+        except Exception:
+            if self._conn is not None:
+                self._conn.invalidate()  # a broken connection is replaced on the next batch
+            if len(batch) == 1:
+                logger.exception("store write failed")
+                results = [RuntimeError("store write failed")]
+            else:
+                # One bad write must not fail its neighbours: retry each on its own.
+                for job in batch:
+                    self._commit([job])
+                return
+        for job, error in zip(batch, results, strict=True):
+            job.future.get_loop().call_soon_threadsafe(_resolve, job.future, job.inserted, error)
+
+    @staticmethod
+    def _execute(conn: Connection, batch: list[_Job]) -> None:
+        runs: list[tuple[Any, list[dict[str, Any]]]] = []
+        for job in batch:
+            job.inserted = True
+            for stmt, params in job.writes:
+                if runs and runs[-1][0] is stmt:
+                    runs[-1][1].append(params)
+                else:
+                    runs.append((stmt, [params]))
+        inserted: dict[Returning, set[tuple[Any, ...]]] = {}
+        for stmt, rows in runs:
+            # One executemany per run of the same statement: the point of batching.
+            if isinstance(stmt, Returning):
+                inserted.setdefault(stmt, set()).update(tuple(r) for r in conn.execute(stmt.stmt, rows))
+            else:
+                conn.execute(stmt, rows)
+        for job in batch:
+            for stmt, params in job.writes:
+                if isinstance(stmt, Returning) and tuple(params[k] for k in stmt.keys) not in inserted[stmt]:
+                    job.inserted = False
+
+
+def _resolve(future: asyncio.Future[bool], inserted: bool, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(inserted)
+    else:
+        future.set_exception(error)
