@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from leadmaster import __version__
-from leadmaster.common.asgi import RequestContextMiddleware, install_json_errors, json_response
+from leadmaster.common.asgi import RequestContextMiddleware, install_json_errors
 from leadmaster.common.docs import install_docs
 from leadmaster.common.shortcut import Shortcut
 from leadmaster.session_manager.api.routes import messages, meta, sandbox, sessions

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from leadmaster.contract.status import SessionStatus
 from leadmaster.session_manager import errors
 from leadmaster.session_manager.engines.base import EngineError, EngineNotReady
-from leadmaster.session_manager.phone import parse_to
+from leadmaster.session_manager.parsing import parse_to
 
 if TYPE_CHECKING:
     from leadmaster.session_manager.service import SessionService

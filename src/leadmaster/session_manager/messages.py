@@ -239,6 +239,6 @@ def _body(row: Any) -> dict[str, Any]:
     return values
 
 
-def _log_failure(future: asyncio.Future[None]) -> None:
+def _log_failure(future: asyncio.Future[bool]) -> None:
     if not future.cancelled() and future.exception() is not None:
         log(logger, logging.WARNING, "receipt not stored", error=repr(future.exception()))

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
+from leadmaster.central_hub import errors
 from leadmaster.central_hub.api.bodies import json_object, require_str
 from leadmaster.central_hub.api.deps import CurrentPrincipal, hub_of
 from leadmaster.central_hub.api.forward import authorize, forward
@@ -129,5 +130,5 @@ async def contacts_check(cliente_id: int, request: Request, principal: CurrentPr
     """Which of 1-50 phone numbers are on WhatsApp (cached 24 h; uncached lookups limited per hour: 429)."""
     hub = hub_of(request)
     await authorize(hub, principal, cliente_id)
-    phones = (await _json_object(request)).get("phones")
+    phones = (await json_object(request)).get("phones")
     return await forward(hub, principal, cliente_id, "contacts_check", json_body={"phones": phones})

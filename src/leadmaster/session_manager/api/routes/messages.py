@@ -14,7 +14,7 @@ from leadmaster.session_manager.api.deps import Target, path_target
 from leadmaster.session_manager.api.schemas import errors as errs
 from leadmaster.session_manager.api.schemas import json_body
 from leadmaster.session_manager.messages import parse_since
-from leadmaster.session_manager.service import json_object
+from leadmaster.session_manager.parsing import json_object
 
 router = APIRouter(prefix="/api/session-manager/sessions/{instance_id}", tags=["delivery"])
 On = Annotated[Target, Depends(path_target)]
