@@ -76,6 +76,9 @@ def _truncate(url: str) -> None:
 
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE sm_instances, sm_idempotency, sm_sandbox_outbox")
+        # On PostgreSQL every app is a cluster node (CONTRACT §4): the next test starts a fresh cluster.
+        if conn.execute("SELECT to_regclass('sm_cluster_leases')").fetchone() != (None,):
+            conn.execute("TRUNCATE sm_cluster_leases, sm_cluster_nodes")
 
 
 @pytest.fixture

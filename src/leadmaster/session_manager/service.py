@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +33,7 @@ from leadmaster.session_manager.engines.base import (
 )
 from leadmaster.session_manager.metrics import Metrics
 from leadmaster.session_manager.phone import parse_phone, parse_to
-from leadmaster.session_manager.store import Store
+from leadmaster.session_manager.store import FenceRejected, Store
 
 logger = logging.getLogger("leadmaster.session_manager.service")
 
@@ -86,6 +87,8 @@ class SessionService:
         self.sessions: dict[str, Session] = {}
         self._inflight: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._purge_task: asyncio.Task[None] | None = None
+        # Awaited right before every engine send; a cluster installs its lease check here (cluster/leases.py).
+        self.fence: Callable[[str], Awaitable[None]] = _unfenced
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -318,7 +321,10 @@ class SessionService:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._inflight[slot] = done
         try:
-            await self.store.begin_idempotency(instance_id, key, body_hash)
+            try:
+                await self.store.begin_idempotency(instance_id, key, body_hash)
+            except FenceRejected:
+                raise self._not_ready(instance_id) from None  # This node lost the instance: nothing recorded.
             try:
                 reply = await self._deliver(instance_id, cliente_id, to, jid, text)
             except (errors.SessionNotReady, errors.SendFailedError):
@@ -344,6 +350,7 @@ class SessionService:
             # The session may have dropped while this send waited for the one before it.
             if s.status is not SessionStatus.READY:
                 raise self._not_ready(instance_id)
+            await self.fence(instance_id)
             token = current_send.set(SendContext(cliente_id=cliente_id, to=to))
             try:
                 sent = await self.engine.send_text(instance_id, jid, text)
@@ -375,6 +382,10 @@ class SessionService:
             "timestamp": iso(sent.timestamp),
         }
         return Reply(200, {"success": True, "message": "Message sent", "data": data})
+
+
+async def _unfenced(_instance_id: str) -> None:
+    return None
 
 
 def json_object(body: bytes) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -61,6 +61,10 @@ sandbox_outbox = sa.Table(
     sa.Column("jid", sa.String(128), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("timestamp", sa.String(40), nullable=False),
+    # The cluster node that sent it (null outside a cluster): lets a ledger prove one owner per message.
+    sa.Column("node_id", sa.String(64)),
+    # Its lease's fencing token: per instance, tokens never go down in outbox order (tests/cluster ledger).
+    sa.Column("lease_token", sa.BigInteger),
 )
 
 
@@ -108,6 +112,25 @@ logger = logging.getLogger("leadmaster.session_manager.store")
 _Write = tuple[Any, dict[str, Any]]  # (statement, parameters)
 
 
+class FenceRejected(Exception):
+    """A fenced write found that this node no longer holds the instance's lease (see cluster/fencing.py)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A statement returning exactly one row when it wrote, else its caller gets FenceRejected (never merged)."""
+
+    statement: Any
+
+
+class Guard(Protocol):
+    """Turns a send-path insert into one conditional on the instance's lease (installed by the cluster)."""
+
+    node_id: str
+
+    def insert(self, table: sa.Table, instance_id: str, row: dict[str, Any]) -> _Write: ...
+
+
 class GroupCommitWriter:
     """A writer thread that commits queued statements in batches and resolves each caller's future."""
 
@@ -147,12 +170,19 @@ class GroupCommitWriter:
                 return
 
     def _commit(self, batch: list[tuple[list[_Write], asyncio.Future[None]]]) -> None:
+        rejected: set[int] = set()
         try:
             with self.engine.begin() as conn:
-                for stmt, rows in _runs(batch):
-                    # One executemany per run of the same statement: the point of batching.
-                    conn.execute(stmt, rows)
-            results: list[BaseException | None] = [None] * len(batch)
+                for stmt, rows, owner in _runs(batch):
+                    if isinstance(stmt, Checked):
+                        if len(conn.execute(stmt.statement, rows[0]).all()) != 1:
+                            rejected.add(owner)
+                    else:
+                        # One executemany per run of the same statement: the point of batching.
+                        conn.execute(stmt, rows)
+            results: list[BaseException | None] = [
+                FenceRejected("lease lost") if i in rejected else None for i in range(len(batch))
+            ]
         except Exception:
             if len(batch) == 1:
                 logger.exception("store write failed")
@@ -166,15 +196,15 @@ class GroupCommitWriter:
             future.get_loop().call_soon_threadsafe(_resolve, future, error)
 
 
-def _runs(batch: list[tuple[list[_Write], asyncio.Future[None]]]) -> list[tuple[Any, list[dict[str, Any]]]]:
-    """Consecutive writes of the same statement, merged, in their original order."""
-    runs: list[tuple[Any, list[dict[str, Any]]]] = []
-    for statements, _ in batch:
+def _runs(batch: list[tuple[list[_Write], asyncio.Future[None]]]) -> list[tuple[Any, list[dict[str, Any]], int]]:
+    """Consecutive writes of the same statement, merged, in their original order (with the entry of each)."""
+    runs: list[tuple[Any, list[dict[str, Any]], int]] = []
+    for owner, (statements, _) in enumerate(batch):
         for stmt, params in statements:
-            if runs and runs[-1][0] is stmt:
+            if runs and runs[-1][0] is stmt and not isinstance(stmt, Checked):
                 runs[-1][1].append(params)
             else:
-                runs.append((stmt, [params]))
+                runs.append((stmt, [params], owner))
     return runs
 
 
@@ -196,6 +226,8 @@ class Store:
         metadata.create_all(self.engine)
         _add_missing_columns(self.engine)
         self.writer = GroupCommitWriter(self.engine)
+        # Set by the cluster (PostgreSQL only): send-path inserts then require this node's lease.
+        self.guard: Guard | None = None
 
     @classmethod
     def open(cls, store_url: str | None, data_dir: Path) -> Store:
@@ -277,7 +309,8 @@ class Store:
             "state": "pending",
         }
         # An expired record with the same key may still be there: replace it.
-        await self.writer.write((_DELETE_IDEMPOTENCY, {"i": instance_id, "k": key}), (_INSERT_IDEMPOTENCY, row))
+        insert = (_INSERT_IDEMPOTENCY, row) if self.guard is None else self.guard.insert(idempotency, instance_id, row)
+        await self.writer.write((_DELETE_IDEMPOTENCY, {"i": instance_id, "k": key}), insert)
 
     async def finish_idempotency(self, instance_id: str, key: str, status: int, response: dict[str, Any]) -> None:
         """The send went out: replace the pending mark with the answer to replay."""
@@ -296,16 +329,23 @@ class Store:
     # -- sandbox outbox --------------------------------------------------------------------------
 
     async def add_outbox(self, instance_id: str, entry: dict[str, Any]) -> None:
-        await self.writer.write((_INSERT_OUTBOX, {"instance_id": instance_id, **entry}))
+        if self.guard is None:
+            row = {"instance_id": instance_id, **entry, "node_id": None, "lease_token": None}
+            await self.writer.write((_INSERT_OUTBOX, row))
+            return
+        row = {"instance_id": instance_id, **entry, "node_id": self.guard.node_id, "lease_token": None}
+        await self.writer.write(self.guard.insert(sandbox_outbox, instance_id, row))
 
     def outbox(self, instance_id: str) -> list[dict[str, Any]]:
-        cols = [sandbox_outbox.c[name] for name in ("message_id", "cliente_id", "to", "jid", "message", "timestamp")]
+        names = ("message_id", "cliente_id", "to", "jid", "message", "timestamp", "node_id", "lease_token")
+        cols = [sandbox_outbox.c[name] for name in names]
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(*cols).where(sandbox_outbox.c.instance_id == instance_id).order_by(sandbox_outbox.c.id)
             ).all()
         # Keys can come back as sqlalchemy's quoted_name ("to" is an SQL keyword): orjson wants plain str.
-        return [{str(k): v for k, v in r._mapping.items()} for r in rows]
+        # node_id/lease_token only where a cluster node sent it: a single node's outbox keeps the contract's shape.
+        return [{str(k): v for k, v in r._mapping.items() if v is not None} for r in rows]
 
 
 def _instance(row: Any) -> InstanceRow:
@@ -318,6 +358,11 @@ def _add_missing_columns(engine: SqlEngine) -> None:
     if "state" not in have:
         with engine.begin() as conn:
             conn.exec_driver_sql("ALTER TABLE sm_idempotency ADD COLUMN state VARCHAR(8) NOT NULL DEFAULT 'done'")
+    outbox_columns = {c["name"] for c in sa.inspect(engine).get_columns("sm_sandbox_outbox")}
+    for name, kind in (("node_id", "VARCHAR(64)"), ("lease_token", "BIGINT")):
+        if name not in outbox_columns:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"ALTER TABLE sm_sandbox_outbox ADD COLUMN {name} {kind}")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -26,7 +26,7 @@ from leadmaster.session_manager.engines.base import (
     SentMessage,
     current_send,
 )
-from leadmaster.session_manager.store import Store
+from leadmaster.session_manager.store import FenceRejected, Store
 
 # How long a freshly scanned session stays AUTHENTICATED before READY (the real one syncs keys meanwhile).
 AUTHENTICATED_SECONDS = 0.3
@@ -200,8 +200,16 @@ class SandboxEngine(Engine):
         if sim.send_errors > 0:
             sim.send_errors -= 1
             raise SendFailed("sandbox fault: send_error")
-        ctx = current_send.get()
         sent = SentMessage("3EB0" + secrets.token_hex(8).upper(), datetime.now(UTC))
+        try:
+            await self._record(instance_id, jid, text, sent)
+        except FenceRejected:
+            # Another node owns the instance now: like WhatsApp refusing a replaced connection.
+            raise EngineNotReady("this node lost the instance's lease") from None
+        return sent
+
+    async def _record(self, instance_id: str, jid: str, text: str, sent: SentMessage) -> None:
+        ctx = current_send.get()
         await self.store.add_outbox(
             instance_id,
             {
@@ -213,7 +221,6 @@ class SandboxEngine(Engine):
                 "timestamp": sent.timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             },
         )
-        return sent
 
     async def account(self, instance_id: str) -> Account | None:
         row = self.store.get_instance(instance_id)
