@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHES = ["bench_sm_send.py", "bench_hub_overhead.py", "bench_memory.py", "bench_startup.py"]
+BENCHES = ["bench_sm_send.py", "bench_hub_overhead.py", "bench_memory.py", "bench_startup.py", "bench_cluster.py"]
 
 
 def run(script: str) -> tuple[str, float, int]:
@@ -73,6 +73,17 @@ def rows(results: dict[str, str]) -> list[tuple[str, str, str, str]]:
     start = first_json(results.get("bench_startup.py", ""))
     row("start-up, 50 stored sessions (/health 200)", start.get("seconds_to_health_200"), "s",
         f"<= {start.get('goal_s', 2.0)} s", start.get("ok"))
+    cl = first_json(results.get("bench_cluster.py", ""))
+    goal = cl.get("takeover_goal_s", 8.0)
+    row(f"cluster: takeover after SIGKILL, p50 (lease {cl.get('lease_s', '?')} s)", cl.get("takeover_p50_s"), "s",
+        f"<= {goal} s (lease + 5)", cl.get("takeover_p50_s", 99) <= goal if cl else None)
+    row("cluster: takeover after SIGKILL, max", cl.get("takeover_max_s"), "s", f"<= {goal} s (lease + 5)",
+        cl.get("takeover_max_s", 99) <= goal if cl else None)
+    row("cluster: sends/s, 3 nodes round-robin (PostgreSQL)", cl.get("rps_3_nodes"), "/s", "(reference)", None)
+    row("cluster: sends/s, 1 node, same run", cl.get("rps_1_nodes"), "/s", "(reference)", None)
+    # One 2-core machine runs all nodes: the hop's cost shows, not the capacity more machines add.
+    row("cluster: throughput 3 nodes / 1 node", cl.get("ratio_3_over_1"), "", ">= 0.5 (2 cores shared)",
+        cl.get("ratio_3_over_1", 0) >= 0.5 if cl else None)
     return out
 
 
