@@ -137,11 +137,15 @@ class ClusterStack:
 
     def owners(self, ids: list[int], via: Node) -> dict[int, str]:
         """cliente id -> node id running its instance (X-Served-By of a status read through `via`)."""
+        found = self.owners_of([f"sender_{cid}" for cid in ids], via)
+        return {cid: found[f"sender_{cid}"] for cid in ids}
+
+    def owners_of(self, instances: list[str], via: Node) -> dict[str, str]:
         found = {}
         with self.sm(via) as sm:
-            for cid in ids:
-                r = sm.get(f"/api/session-manager/sessions/sender_{cid}/status")
-                found[cid] = r.headers.get("x-served-by", "") if r.status_code == 200 else ""
+            for instance in instances:
+                r = sm.get(f"/api/session-manager/sessions/{instance}/status")
+                found[instance] = r.headers.get("x-served-by", "") if r.status_code == 200 else ""
         return found
 
     def outboxes(self, ids: list[int], via: Node) -> dict[int, list[dict[str, Any]]]:

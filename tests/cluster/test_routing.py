@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.cluster.stack import ClusterStack, Node, poll
+from tests.cluster.stack import LEASE_SECONDS, ClusterStack, Node, poll
 from tests.fault.stack import SM_KEY, TO
 
 N_HUBS = 0
@@ -155,3 +155,33 @@ def test_every_answer_names_its_node(cluster: ClusterStack) -> None:
     assert r.status_code == 401 and r.headers["x-served-by"] == node.name
     r = httpx.get(node.url + "/api/session-manager/sessions/bad!id/status", headers={"X-Api-Key": SM_KEY})
     assert r.status_code in (400, 404) and r.headers["x-served-by"] == node.name
+
+
+def test_the_session_list_is_the_clusters(cluster: ClusterStack, placed: dict[str, str]) -> None:
+    for node in cluster.nodes:
+        with cluster.sm(node) as sm:
+            r = sm.get("/api/session-manager/sessions")
+        assert r.status_code == 200, r.text
+        listed = {s["instance_id"]: s["status"] for s in r.json()}
+        assert all(listed.get(i) == "READY" for i in IDS), listed
+        assert list(listed) == sorted(listed)
+
+
+def test_sigterm_drains_a_node_and_the_others_take_over(cluster: ClusterStack, placed: dict[str, str]) -> None:
+    """Runs last in this module: the drained node stays down."""
+    owners = {i: o for i, o in cluster.owners_of(IDS, cluster.nodes[0]).items()}
+    victim = _node(cluster, max(set(owners.values()) - {"n1"}, key=list(owners.values()).count))
+    moving = [i for i, o in owners.items() if o == victim.name]
+    assert victim.svc is not None
+    victim.svc.stop()  # SIGTERM: uvicorn shuts down gracefully, and the node drains on the way out
+    released = [ln for ln in victim.svc.logs().splitlines() if '"msg":"lease released"' in ln]
+    assert {i for i in moving if any(f'"instance_id":"{i}"' in ln for ln in released)} == set(moving), released
+    with cluster.sm(cluster.nodes[0]) as sm:
+        for instance in moving:
+            # Handed over on the survivors' next heartbeat, resumed from stored credentials (no scan).
+            poll(lambda i=instance: (r := sm.get(f"/api/session-manager/sessions/{i}/status")).status_code == 200
+                 and r.json()["status"] == "READY" and r.headers["x-served-by"] != victim.name,
+                 LEASE_SECONDS + 5, f"{instance} READY after the drain of {victim.name}")
+    view = {n["node_id"]: n for n in cluster.cluster_view(cluster.nodes[0])["nodes"]}
+    assert view[victim.name]["alive"] is False and view[victim.name]["instances"] == 0, view
+    victim.svc = None

@@ -74,6 +74,10 @@ class Cluster:
         await asyncio.to_thread(self.leases.seed, default)
         await self.beat(adopt=True)
         await self.rebalance()
+        # The service loaded every stored instance; a node reports only those it runs.
+        for instance_id in [i for i in self.service.sessions if i not in self.held]:
+            if self.service.sessions[instance_id].status is SessionStatus.DISCONNECTED:
+                del self.service.sessions[instance_id]
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
@@ -99,6 +103,13 @@ class Cluster:
                 raise
             except Exception:
                 logger.exception("cluster heartbeat failed")
+                await self._expire()
+
+    async def _expire(self) -> None:
+        """Cut off from the database: past its own deadline a lease may be someone else's, so let it go."""
+        now = time.monotonic()
+        for instance_id in [i for i, h in self.held.items() if now >= h.deadline]:
+            await self._lost(instance_id)
 
     # -- leases ----------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ _PER_INSTANCE = re.compile(r"/api/session-manager/(?:sessions|sandbox)/([^/]+)(/
 _SINGLE_ADMIN = frozenset({"/status", "/qr", "/connect", "/disconnect", "/logout", "/send", "/pair-code",
                            "/account"})
 _FORWARDED = FORWARDED_HEADER.encode()
+_LIST = "/api/session-manager/sessions"
 
 
 def instance_of(path: str, default_instance: str) -> tuple[str, str] | None:
@@ -47,6 +48,9 @@ class ClusterRouter:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope["path"] == _LIST and scope["method"] == "GET" and not _was_forwarded(scope):
+            await self._list(scope, send)
             return
         found = instance_of(scope["path"], self.default_instance)
         if found is None:
@@ -82,6 +86,22 @@ class ClusterRouter:
         if scope["method"] == "DELETE" and rest == "" and scope["path"].startswith("/api/session-manager/sessions/"):
             await self.cluster.forget(instance_id)  # deleted: no node may resume it
 
+    async def _list(self, scope: Scope, send: Send) -> None:
+        """Every node's sessions in one list: each live peer's own, merged with this node's."""
+        peers = [n for n in await self.cluster.loads() if n.alive and n.node_id != self.cluster.node_id]
+        calls = [asyncio.wait_for(self.forwarder.forward(n.url, "GET", _LIST, scope["headers"], b"", False, "-"),
+                                  self.cluster.lease) for n in peers]
+        merged = {s["instance_id"]: s for s in self.cluster.service.list()}
+        for answer in await asyncio.gather(*calls, return_exceptions=True):
+            if isinstance(answer, BaseException) or answer[0] != 200:
+                continue  # a peer that cannot answer now: its instances are moving anyway
+            for entry in orjson.loads(answer[2]):
+                mine = merged.get(entry["instance_id"])
+                # The node running an instance knows its state; another node has at most a stale copy.
+                if mine is None or (mine["status"] == "DISCONNECTED" and entry["status"] != "DISCONNECTED"):
+                    merged[entry["instance_id"]] = entry
+        await _send_json(send, 200, [merged[k] for k in sorted(merged)], {})
+
     async def _watched(self, forward: Any, instance_id: str, owner: str, is_send: bool) -> Any:
         """The owner's answer, given up as soon as the owner lost the lease (a paused or dead node would
         otherwise hold the caller until the forward timeout)."""
@@ -110,7 +130,7 @@ class ClusterRouter:
         """None to serve here, else (node id, URL) of the owner; raises 503 while the instance changes hands."""
         cluster = self.cluster
         connect = method == "POST" and rest == "/connect"
-        forwarded = any(k == _FORWARDED for k, _ in scope["headers"])
+        forwarded = _was_forwarded(scope)
         if cluster.token_of(instance_id) is not None:
             # Ours, but our clock says the lease may have lapsed (e.g. after a pause): renew, then decide.
             try:
@@ -161,6 +181,10 @@ class ServedBy:
             await send(message)
 
         await self.app(scope, receive, send_with_node)
+
+
+def _was_forwarded(scope: Scope) -> bool:
+    return any(k == _FORWARDED for k, _ in scope["headers"])
 
 
 async def _read_body(receive: Receive) -> bytes:
