@@ -49,13 +49,16 @@ def latency(port: int, make: Callable[[int], Request], calls: int, warmup: int =
     return Latency(statistics.median(samples) * 1000, samples[int(len(samples) * 0.99) - 1] * 1000, calls)
 
 
-def throughput(port: int, make: Callable[[int, int], Request], threads: int, calls_each: int) -> float:
-    """Requests per second over `threads` clients each making `calls_each` calls (thread index, call index)."""
+def throughput(port: int | list[int], make: Callable[[int, int], Request], threads: int, calls_each: int) -> float:
+    """Requests per second over `threads` clients each making `calls_each` calls (thread index, call index).
+
+    With a list of ports, client t talks to ports[t % len(ports)] (a round-robin load balancer)."""
+    ports = port if isinstance(port, list) else [port]
     errors: list[str] = []
     barrier = threading.Barrier(threads + 1)
 
     def worker(t: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", ports[t % len(ports)], timeout=30)
         _call(conn, make(t, -1))  # connect + warm before the clock starts
         barrier.wait()
         for i in range(calls_each):

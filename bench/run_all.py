@@ -17,7 +17,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHES = ["bench_sm_send.py", "bench_hub_overhead.py", "bench_memory.py", "bench_startup.py",
-           "bench_login_flood.py"]
+           "bench_login_flood.py", "bench_cluster.py"]
 
 
 def run(script: str) -> tuple[str, float, int]:
@@ -84,6 +84,17 @@ def rows(results: dict[str, str]) -> list[tuple[str, str, str, str]]:
     flood = first_json(results.get("bench_login_flood.py", ""))
     row("hub: other route p50 under a 16-thread login flood", flood.get("flood_p50_ms"), "ms",
         f"<= {flood.get('goal_ms', 100.0):g} ms", flood.get("ok"))
+    cl = first_json(results.get("bench_cluster.py", ""))
+    goal = cl.get("takeover_goal_s", 8.0)
+    row(f"cluster: takeover after SIGKILL, p50 (lease {cl.get('lease_s', '?')} s)", cl.get("takeover_p50_s"), "s",
+        f"<= {goal} s (lease + 5)", cl.get("takeover_p50_s", 99) <= goal if cl else None)
+    row("cluster: takeover after SIGKILL, max", cl.get("takeover_max_s"), "s", f"<= {goal} s (lease + 5)",
+        cl.get("takeover_max_s", 99) <= goal if cl else None)
+    row("cluster: sends/s, 3 nodes round-robin (PostgreSQL)", cl.get("rps_3_nodes"), "/s", "(reference)", None)
+    row("cluster: sends/s, 1 node, same run", cl.get("rps_1_nodes"), "/s", "(reference)", None)
+    # One 2-core machine runs all nodes: the hop's cost shows, not the capacity more machines add.
+    row("cluster: throughput 3 nodes / 1 node", cl.get("ratio_3_over_1"), "", ">= 0.5 (2 cores shared)",
+        cl.get("ratio_3_over_1", 0) >= 0.5 if cl else None)
     return out
 
 

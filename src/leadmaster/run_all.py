@@ -7,6 +7,7 @@ stops them as one.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -161,16 +162,43 @@ def _port(env: dict[str, str], name: str, default: int) -> int:
         raise SystemExit(2) from None
 
 
-def main() -> int:
-    """Start session-manager then central-hub, show their logs, stop both on Ctrl-C/SIGTERM or a crash."""
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="leadmaster", description="Run the session-manager and the central hub.")
+    parser.add_argument("--nodes", type=int, default=1, metavar="N",
+                        help="start N session-manager nodes as one cluster on ports PORT..PORT+N-1 "
+                        "(needs SESSION_MANAGER_STORE_URL=postgresql://...; see docs/deploy.md)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.nodes <= 16:
+        parser.error(f"--nodes {args.nodes}: use 1 to 16")
+    return args
+
+
+def _cluster_store_or_exit(env: dict[str, str], nodes: int) -> None:
+    url = env.get("SESSION_MANAGER_STORE_URL", "")
+    if nodes > 1 and not url.startswith(("postgres://", "postgresql://", "postgresql+psycopg://")):
+        say(f"{PREFIX} --nodes {nodes} needs SESSION_MANAGER_STORE_URL to name a PostgreSQL database "
+            f"(the cluster's only coordinator), got {url!r}. E.g. "
+            "SESSION_MANAGER_STORE_URL=postgresql://postgres@127.0.0.1:5432/leadmaster ./run.sh --nodes 3",
+            sys.stderr)
+        raise SystemExit(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start session-manager(s) then central-hub, show their logs, stop all on Ctrl-C/SIGTERM or a crash."""
+    args = _parse(argv)
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    _cluster_store_or_exit(env, args.nodes)
     sm_port = _port(env, "PORT", 3001)
     hub_port = _port(env, "CENTRAL_HUB_PORT", 3000)
     data = Path(env.get("LEADMASTER_DATA_DIR") or "./data").resolve()
     sm_data = Path(env.get("SESSION_MANAGER_DATA_DIR") or data / "session-manager")
     hub_data = Path(env.get("CENTRAL_HUB_DATA_DIR") or data / "central-hub")
-    sm_env = {**env, "PORT": str(sm_port), "SESSION_MANAGER_DATA_DIR": str(sm_data)}
+    # One node keeps the historical names; a cluster gets session-manager-1..N, each its own port and data dir.
+    nodes = [("session-manager", sm_port, sm_data)] if args.nodes == 1 else [
+        (f"session-manager-{i + 1}", sm_port + i, sm_data.with_name(f"{sm_data.name}-{i + 1}"))
+        for i in range(args.nodes)
+    ]
     hub_env = {
         **env,
         "CENTRAL_HUB_PORT": str(hub_port),
@@ -186,18 +214,20 @@ def main() -> int:
         say(f"{PREFIX} {exc}", sys.stderr)
         return 2
     # The children always write JSON to us; we draw it (so a child never draws it a second time).
-    sm_env[LOG_FORMAT_VAR] = hub_env[LOG_FORMAT_VAR] = "json"
+    env[LOG_FORMAT_VAR] = hub_env[LOG_FORMAT_VAR] = "json"
 
     stop = threading.Event()
     received: list[int] = []
     restore = _install_signal_handlers(stop, received)
     children: list[Child] = []
     try:
-        say(f"{PREFIX} starting session-manager on port {sm_port} (engine {engine}, data {sm_data})")
-        sm = _spawn("session-manager", "leadmaster.session_manager.cli", sm_port, sm_env, pretty)
-        children.append(sm)
-        if not _wait_healthy(sm, stop):
-            return _startup_failed(children, sm, stop, received)
+        for name, port, node_data in nodes:
+            say(f"{PREFIX} starting {name} on port {port} (engine {engine}, data {node_data})")
+            node_env = {**env, "PORT": str(port), "SESSION_MANAGER_DATA_DIR": str(node_data)}
+            children.append(_spawn(name, "leadmaster.session_manager.cli", port, node_env, pretty))
+        for sm in children:
+            if not _wait_healthy(sm, stop):
+                return _startup_failed(children, sm, stop, received)
         say(f"{PREFIX} starting central-hub on port {hub_port} (data {hub_data})")
         hub = _spawn("central-hub", "leadmaster.central_hub.cli", hub_port, hub_env, pretty)
         children.append(hub)
@@ -212,12 +242,14 @@ def main() -> int:
             _credentials_line(hub_data, env, stop),
             "Sandbox engine: no phone needed; use 'Simulate scan' on a cliente page." if engine == "sandbox"
             else "Open a cliente, press Connect, scan the QR with WhatsApp > Linked devices.",
-            "Press Ctrl-C to stop both services.",
+            "Press Ctrl-C to stop both services." if len(nodes) == 1 else
+            f"Cluster of {len(nodes)} nodes: http://127.0.0.1:{sm_port}/api/session-manager/cluster "
+            "(kill one: its instances move). Press Ctrl-C to stop all.",
             "-" * 72,
         ]
         # One write under the lock, so the block is not split by a log line from a child.
         say("\n".join(f"{PREFIX} {line}" for line in banner))
-        return _supervise(children, stop, received)
+        return _supervise(children, stop, received, expendable=len(nodes) > 1)
     finally:
         restore()
 
@@ -236,10 +268,17 @@ def _startup_failed(children: list[Child], child: Child, stop: threading.Event, 
     return 1
 
 
-def _supervise(children: list[Child], stop: threading.Event, received: list[int]) -> int:
+def _supervise(children: list[Child], stop: threading.Event, received: list[int], expendable: bool = False) -> int:
     while not stop.wait(0.2):
         for child in children:
             code = child.proc.poll()
+            nodes_left = [c for c in children if c.name.startswith("session-manager-") and c.proc.poll() is None]
+            if code is not None and expendable and child.name.startswith("session-manager-") and nodes_left:
+                # A cluster outlives a node: the others take its instances over (CONTRACT §4).
+                say(f"{PREFIX} {child.name} exited (code {code}); the other nodes take its instances over.",
+                    sys.stderr)
+                children.remove(child)
+                break
             if code is not None:
                 others = [c for c in children if c is not child]
                 names = ", ".join(c.name for c in others)

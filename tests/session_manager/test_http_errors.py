@@ -91,3 +91,14 @@ async def test_openapi_lists_every_route_with_error_responses(client: httpx.Asyn
         assert route in paths, route
     assert {"400", "503", "500"} <= set(paths["/send"]["post"]["responses"])
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_cluster_view_of_a_single_node(harness: Harness) -> None:
+    """SQLite is one node (CONTRACT §4); on PostgreSQL the same app is a one-node cluster."""
+    client = await harness.start()
+    r = await client.get("/api/session-manager/cluster")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [n["node_id"] for n in body["nodes"]] == [body["self"]]
+    node = body["nodes"][0]
+    assert node["alive"] is True and isinstance(node["instances"], int) and node["url"].startswith("http://")

@@ -15,6 +15,9 @@ from leadmaster.common.docs import install_docs
 from leadmaster.common.shortcut import Shortcut
 from leadmaster.session_manager.api.routes import messages, meta, sandbox, sessions
 from leadmaster.session_manager.api.send import error_response, shortcut_routes
+from leadmaster.session_manager.cluster import node_for
+from leadmaster.session_manager.cluster import routes as cluster_routes
+from leadmaster.session_manager.cluster.middleware import ClusterRouter, ServedBy
 from leadmaster.session_manager.config import Settings
 from leadmaster.session_manager.engines import build_engine
 from leadmaster.session_manager.engines.base import Engine
@@ -34,10 +37,13 @@ def create_app(
     metrics = Metrics()
     service = SessionService(settings, engine, store, metrics)
     metrics.track_sessions(lambda: [s.status.value for s in service.sessions.values()])
+    node = node_for(settings, service)  # joins the cluster when the store is PostgreSQL (CONTRACT §4)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        if node.cluster is not None:
+            await node.cluster.start()
         logger.info(
             "session-manager ready",
             extra={"fields": {"engine": engine.name, "host": settings.host, "port": settings.port}},
@@ -45,6 +51,10 @@ def create_app(
         try:
             yield
         finally:
+            if node.cluster is not None:
+                await node.cluster.stop()  # hand the leases over before the engine stops
+            if node.forwarder is not None:
+                await node.forwarder.close()
             await service.stop()
 
     app = FastAPI(
@@ -61,6 +71,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.service = service
+    app.state.cluster, app.state.node_id, app.state.node_url = node.cluster, node.node_id, node.url
 
     async def service_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
@@ -74,6 +85,7 @@ def create_app(
     app.include_router(meta.router)
     app.include_router(sessions.single_admin)
     app.include_router(sessions.listing)
+    app.include_router(cluster_routes.router)
     if engine.name == "sandbox":
         app.include_router(sandbox.router)
     if send_shortcut:
@@ -81,6 +93,9 @@ def create_app(
         app.add_middleware(
             Shortcut, routes=shortcut_routes(service), error_type=ServiceError, error_response=error_response
         )
+    if node.cluster is not None and node.forwarder is not None:
+        # In front of both send entries (the shortcut and the routes): each request runs on its instance's owner.
+        app.add_middleware(ClusterRouter, cluster=node.cluster, forwarder=node.forwarder)
     install_docs(app)
     app.add_middleware(
         RequestContextMiddleware,
@@ -89,4 +104,6 @@ def create_app(
         open_paths=("/health",),
         observe=metrics.observe_request,
     )
+    if node.cluster is not None:
+        app.add_middleware(ServedBy, node_id=node.node_id)  # outermost: even a 401 names its node
     return app

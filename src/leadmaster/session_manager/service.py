@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +36,7 @@ from leadmaster.session_manager.idempotency import KeyedSends
 from leadmaster.session_manager.messages import MessageLog
 from leadmaster.session_manager.metrics import Metrics
 from leadmaster.session_manager.parsing import SendBody, json_object, parse_phone, parse_send
-from leadmaster.session_manager.store import Store
+from leadmaster.session_manager.store import FenceRejected, Store
 
 logger = logging.getLogger("leadmaster.session_manager.service")
 
@@ -90,6 +91,8 @@ class SessionService:
         self._purge_task: asyncio.Task[None] | None = None
         self.messages = MessageLog(store, settings.message_retention_days)  # CONTRACT §5
         self.contacts = ContactChecker(self)
+        # Awaited right before every engine send; a cluster installs its lease check here (cluster/leases.py).
+        self.fence: Callable[[str], Awaitable[None]] = _unfenced
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -312,7 +315,10 @@ class SessionService:
             reply = await self._deliver(instance_id, parsed, message_id)
             return reply.status, reply.body
 
-        (status, answer), replayed = await self.keyed.send(instance_id, key, body_hash, ready, deliver)
+        try:
+            (status, answer), replayed = await self.keyed.send(instance_id, key, body_hash, ready, deliver)
+        except FenceRejected:
+            raise self._not_ready(instance_id) from None  # This node lost the instance: its mark was not written.
         return Reply(status, answer, {"Idempotent-Replayed": "true"} if replayed else {})
 
     async def _deliver(self, instance_id: str, body: SendBody, message_id: str | None) -> Reply:
@@ -323,6 +329,7 @@ class SessionService:
             # The session may have dropped while this send waited for the one before it.
             if s.status is not SessionStatus.READY:
                 raise self._not_ready(instance_id)
+            await self.fence(instance_id)
             token = current_send.set(SendContext(cliente_id=body.cliente_id, to=body.to))
             try:
                 sent = await self.engine.send_text(instance_id, body.jid, body.message, message_id)
@@ -357,6 +364,9 @@ class SessionService:
         }
         return Reply(200, {"success": True, "message": "Message sent", "data": data})
 
+
+async def _unfenced(_instance_id: str) -> None:
+    return None
 
 
 def _log_failure(future: asyncio.Future[bool], what: str) -> None:

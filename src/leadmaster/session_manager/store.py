@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine as SqlEngine
 
 from leadmaster.common.files import private_dir
 from leadmaster.common.sqlite import use_sqlite_pragmas
+from leadmaster.session_manager.writer import FenceRejected as FenceRejected  # raised by fenced writes
 from leadmaster.session_manager.writer import GroupCommitWriter, Returning, Write
 
 metadata = sa.MetaData()
@@ -63,6 +64,10 @@ sandbox_outbox = sa.Table(
     sa.Column("timestamp", sa.String(40), nullable=False),
     # WhatsApp keeps one message per ID: a re-send under an ID it already has is the same message.
     sa.Index("ux_sm_sandbox_outbox_message", "instance_id", "message_id", unique=True),
+    # The cluster node that sent it (null outside a cluster): lets a ledger prove one owner per message.
+    sa.Column("node_id", sa.String(64)),
+    # Its lease's fencing token: per instance, tokens never go down in outbox order (tests/cluster ledger).
+    sa.Column("lease_token", sa.BigInteger),
 )
 
 
@@ -110,6 +115,14 @@ def sqlalchemy_url(store_url: str | None, data_dir: Path) -> str:
     return store_url
 
 
+class Guard(Protocol):
+    """Fences the send path's writes on the instance's lease (installed by the cluster: cluster/schema.py)."""
+
+    node_id: str
+
+    def fence(self, instance_id: str) -> tuple[Write, int]: ...
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -140,6 +153,8 @@ class Store:
             set_={"paired": True, "jid": paired.excluded.jid, "phone": paired.excluded.phone,
                   "push_name": paired.excluded.push_name},
         )
+        # Set by the cluster (PostgreSQL only): send-path inserts then require this node's lease.
+        self.guard: Guard | None = None
 
     @classmethod
     def open(cls, store_url: str | None, data_dir: Path) -> Store:
@@ -205,11 +220,14 @@ class Store:
                                 replace: bool = False) -> bool:
         """Durably note that a keyed send is about to be handed to the engine; False if a record is there.
 
-        `replace` first deletes a record found expired, in the same transaction.
+        `replace` first deletes a record found expired, in the same transaction. In a cluster the mark is
+        fenced: FenceRejected when this node no longer holds the instance (nothing is written then).
         """
         row = {"instance_id": instance_id, "key": key, "body_hash": body_hash, "status": 0, "response": "{}",
                "created_at": created_at, "state": "pending"}
-        writes: list[Write] = [(_DELETE_IDEMPOTENCY, {"i": instance_id, "k": key})] if replace else []
+        writes: list[Write] = [self.guard.fence(instance_id)[0]] if self.guard is not None else []
+        if replace:
+            writes.append((_DELETE_IDEMPOTENCY, {"i": instance_id, "k": key}))
         return await self.writer.write(*writes, (self._begin_key, row))
 
     def finish_idempotency(self, instance_id: str, key: str, status: int, response: dict[str, Any],
@@ -229,20 +247,28 @@ class Store:
 
     async def add_outbox(self, instance_id: str, entry: dict[str, Any]) -> dict[str, Any] | None:
         """Add a sent message; if its message_id is already there, add nothing and return that entry."""
+        row = {"instance_id": instance_id, **entry, "node_id": None, "lease_token": None}
+        writes: list[Write] = []
+        if self.guard is not None:
+            fence, token = self.guard.fence(instance_id)
+            writes.append(fence)
+            row.update(node_id=self.guard.node_id, lease_token=token)
         # Relaxed: the outbox stands for WhatsApp's servers, which keep what they accepted whatever happens to
         # this process; a database crash is no part of that simulation (see writer.py).
-        if await self.writer.write((self._add_outbox, {"instance_id": instance_id, **entry}), relaxed=True):
+        if await self.writer.write(*writes, (self._add_outbox, row), relaxed=True):
             return None
         found = await self.outbox(instance_id, entry["message_id"])
         return found[0] if found else None
 
     async def outbox(self, instance_id: str, message_id: str | None = None) -> list[dict[str, Any]]:
-        cols = [sandbox_outbox.c[name] for name in ("message_id", "cliente_id", "to", "jid", "message", "timestamp")]
+        names = ("message_id", "cliente_id", "to", "jid", "message", "timestamp", "node_id", "lease_token")
+        cols = [sandbox_outbox.c[name] for name in names]
         stmt = sa.select(*cols).where(sandbox_outbox.c.instance_id == instance_id).order_by(sandbox_outbox.c.id)
         if message_id is not None:
             stmt = stmt.where(sandbox_outbox.c.message_id == message_id)
         # Keys can come back as sqlalchemy's quoted_name ("to" is an SQL keyword): orjson wants plain str.
-        return [{str(k): v for k, v in r._mapping.items()} for r in await self._read(stmt)]
+        # node_id/lease_token only where a cluster node sent it: a single node's outbox keeps the contract's shape.
+        return [{str(k): v for k, v in r._mapping.items() if v is not None} for r in await self._read(stmt)]
 
 
 def _instance(row: Any) -> InstanceRow:
@@ -259,4 +285,9 @@ def _upgrade(engine: SqlEngine) -> None:
             "CREATE UNIQUE INDEX IF NOT EXISTS ux_sm_sandbox_outbox_message"
             " ON sm_sandbox_outbox (instance_id, message_id)"
         )
+    outbox_columns = {c["name"] for c in sa.inspect(engine).get_columns("sm_sandbox_outbox")}
+    for name, kind in (("node_id", "VARCHAR(64)"), ("lease_token", "BIGINT")):
+        if name not in outbox_columns:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"ALTER TABLE sm_sandbox_outbox ADD COLUMN {name} {kind}")
 

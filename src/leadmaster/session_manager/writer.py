@@ -38,7 +38,22 @@ class Returning:
     keys: tuple[str, ...]
 
 
-Write = tuple[Any, dict[str, Any]]  # (statement or Returning, parameters)
+@dataclass(frozen=True, eq=False)
+class Checked:
+    """A query that must return a row, or none of its job's writes happen and the job fails with FenceRejected.
+
+    The cluster's lease fence (cluster/schema.py): it locks the lease row it reads until the commit, so a
+    takeover cannot slip between the check and the writes it guards.
+    """
+
+    stmt: Any
+
+
+class FenceRejected(Exception):
+    """A fenced write found that this node no longer holds the instance's lease."""
+
+
+Write = tuple[Any, dict[str, Any]]  # (statement, Returning or Checked, parameters)
 
 
 @dataclass(slots=True)
@@ -47,6 +62,7 @@ class _Job:
     future: asyncio.Future[bool]
     lazy: bool = False
     inserted: bool = field(default=True)
+    fenced_out: bool = False
 
 
 class GroupCommitWriter:
@@ -136,7 +152,10 @@ class _Lane:
                 if self.relaxed:
                     conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 self._execute(conn, batch)
-            results: list[BaseException | None] = [None] * len(batch)
+            results: list[BaseException | None] = [
+                FenceRejected("this node no longer holds the instance's lease") if job.fenced_out else None
+                for job in batch
+            ]
         except Exception:
             if self._conn is not None:
                 self._conn.invalidate()  # a broken connection is replaced on the next batch
@@ -156,7 +175,17 @@ class _Lane:
         runs: list[tuple[Any, list[dict[str, Any]]]] = []
         for job in batch:
             job.inserted = True
+            # Fences first, each on its own: a job that fails one writes nothing at all.
+            job.fenced_out = any(
+                isinstance(stmt, Checked) and conn.execute(stmt.stmt, params).first() is None
+                for stmt, params in job.writes
+            )
+        for job in batch:
+            if job.fenced_out:
+                continue
             for stmt, params in job.writes:
+                if isinstance(stmt, Checked):
+                    continue
                 if runs and runs[-1][0] is stmt:
                     runs[-1][1].append(params)
                 else:
@@ -169,6 +198,8 @@ class _Lane:
             else:
                 conn.execute(stmt, rows)
         for job in batch:
+            if job.fenced_out:
+                continue
             for stmt, params in job.writes:
                 if isinstance(stmt, Returning) and tuple(params[k] for k in stmt.keys) not in inserted[stmt]:
                     job.inserted = False

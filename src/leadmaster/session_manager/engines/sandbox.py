@@ -26,7 +26,7 @@ from leadmaster.session_manager.engines.base import (
     SentMessage,
     current_send,
 )
-from leadmaster.session_manager.store import Store
+from leadmaster.session_manager.store import FenceRejected, Store
 
 # How long a freshly scanned session stays AUTHENTICATED before READY (the real one syncs keys meanwhile).
 AUTHENTICATED_SECONDS = 0.3
@@ -213,17 +213,21 @@ class SandboxEngine(Engine):
             raise SendFailed("sandbox fault: send_error")
         ctx = current_send.get()
         sent = SentMessage(message_id or "3EB0" + secrets.token_hex(9).upper(), datetime.now(UTC))
-        first = await self.store.add_outbox(
-            instance_id,
-            {
-                "message_id": sent.message_id,
-                "cliente_id": ctx.cliente_id if ctx else 0,
-                "to": ctx.to if ctx else jid,
-                "jid": jid,
-                "message": text,
-                "timestamp": sent.timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            },
-        )
+        try:
+            first = await self.store.add_outbox(
+                instance_id,
+                {
+                    "message_id": sent.message_id,
+                    "cliente_id": ctx.cliente_id if ctx else 0,
+                    "to": ctx.to if ctx else jid,
+                    "jid": jid,
+                    "message": text,
+                    "timestamp": sent.timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                },
+            )
+        except FenceRejected:
+            # Another node owns the instance now: like WhatsApp refusing a replaced connection.
+            raise EngineNotReady("this node lost the instance's lease") from None
         if first is not None:
             # WhatsApp treats a re-send under the same ID as the one message it already has.
             return SentMessage(first["message_id"], datetime.fromisoformat(first["timestamp"]))
