@@ -212,7 +212,7 @@ class Cluster:
 
     async def _run(self, instance_id: str) -> None:
         """A newly owned instance resumes as after a restart (§2.2): paired ones and the single-admin one."""
-        row = await asyncio.to_thread(self.service.store.get_instance, instance_id)
+        row = await self.service.store.get_instance(instance_id)
         wanted = (row is not None and row.paired) or (
             self.connect_on_start and instance_id == self.service.settings.default_instance
         )
