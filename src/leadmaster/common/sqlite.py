@@ -15,12 +15,17 @@ def use_sqlite_pragmas(engine: Engine, *, busy_timeout_ms: int, foreign_keys: bo
     """
 
     def on_connect(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        # First, so that switching to WAL below waits for a concurrent opener instead of failing.
-        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
-        cur.close()
+        set_pragmas(dbapi_conn, busy_timeout_ms=busy_timeout_ms, foreign_keys=foreign_keys)
 
     event.listen(engine, "connect", on_connect)
+
+
+def set_pragmas(dbapi_conn: Any, *, busy_timeout_ms: int, foreign_keys: bool) -> None:
+    """The same pragmas on one DB-API connection (for a file shared with another program, e.g. the Go worker's)."""
+    cur = dbapi_conn.cursor()
+    # First, so that switching to WAL below waits for a concurrent opener instead of failing.
+    cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+    cur.close()

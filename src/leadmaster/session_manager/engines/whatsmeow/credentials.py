@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from leadmaster.common.files import private_dir
 from leadmaster.common.logs import log
+from leadmaster.common.sqlite import set_pragmas
 
 logger = logging.getLogger("leadmaster.session_manager.engines.whatsmeow")
 
@@ -85,7 +86,8 @@ class Credentials:
 
     def _delete_sqlite(self, instance_id: str) -> None:
         with contextlib.closing(sqlite3.connect(self.sqlite_path, timeout=10)) as db:
-            db.execute("PRAGMA foreign_keys = ON")
+            # As the Go worker opens it (engine-worker/store.go): its deletes cascade through foreign keys.
+            set_pragmas(db, busy_timeout_ms=10_000, foreign_keys=True)
             jid = db.execute(_FIND.format(p="?"), (instance_id,)).fetchone()
             with db:
                 db.execute(_DELETES[0].format(p="?"), (jid[0] if jid else "",))
