@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 STOP_GRACE_SECONDS = 10.0
-HEALTH_TIMEOUT_SECONDS = 90.0  # the real engine's first import of neonize can take a while
+HEALTH_TIMEOUT_SECONDS = 90.0  # generous: a loaded box can take seconds to import the app
 CREDENTIALS_WAIT_SECONDS = 10.0
 PREFIX = "[leadmaster]"
 
