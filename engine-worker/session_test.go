@@ -110,15 +110,15 @@ func TestFramesRoundTrip(t *testing.T) {
 func TestRedialsLeakNoGoroutines(t *testing.T) {
 	h := newHarness(t, fast)
 	h.m.cfg.BackoffBase, h.m.cfg.BackoffCap = 0.01, 0.02
-	const n = 50
+	const n = 20
 	for i := 0; i < n; i++ {
 		h.m.Connect(fmt.Sprintf("g%d", i), 1)
 	}
-	h.waitFor("many redials", func() bool { return h.m.dialsTotal.Load() >= 10*n })
+	h.waitFor("many redials", func() bool { return h.m.dialsTotal.Load() >= 5*n })
 	first := runtime.NumGoroutine()
-	h.waitFor("many more redials", func() bool { return h.m.dialsTotal.Load() >= 30*n })
+	h.waitFor("many more redials", func() bool { return h.m.dialsTotal.Load() >= 15*n })
 	if now := runtime.NumGoroutine(); now > first+n {
-		t.Fatalf("goroutines grew from %d to %d over %d redials", first, now, 20*n)
+		t.Fatalf("goroutines grew from %d to %d over %d redials", first, now, 10*n)
 	}
 	h.m.Shutdown(5 * time.Second)
 	h.waitFor("every session goroutine gone", func() bool { return runtime.NumGoroutine() < first-n/2 })
