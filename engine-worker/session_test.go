@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -151,5 +153,48 @@ func TestSendErrorKinds(t *testing.T) {
 		if got := sendErrorKind(tc.err); got != tc.want {
 			t.Errorf("%v → %s, want %s", tc.err, got, tc.want)
 		}
+	}
+}
+
+func TestSilentProxyDialIsAbandonedAtOurDeadline(t *testing.T) {
+	// A proxy that accepts and never answers: whatsmeow has no dial deadline of its own.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+	}()
+	timings := fast
+	timings.DialTimeout = 300 * time.Millisecond
+	h := newHarness(t, timings)
+	h.m.cfg.Proxy = "http://" + ln.Addr().String()
+	h.m.cfg.BackoffBase, h.m.cfg.BackoffCap = 5, 10
+	started := time.Now()
+	h.m.Connect("silent", 1)
+	h.waitFor("CONNECT_FAILED", func() bool { return last(h.statuses("silent")) == "ERROR/CONNECT_FAILED" })
+	if took := time.Since(started); took < 250*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("gave up after %v, deadline 300ms", took)
+	}
+	if h.m.dialsInFlight.Load() != 0 {
+		t.Fatal("the abandoned dial still holds its slot")
 	}
 }
