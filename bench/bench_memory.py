@@ -1,7 +1,8 @@
 """RSS of the session-manager's process tree with 1 and with 51 sessions (real whatsmeow engine, offline).
 
 Each session is dialed once through the HTTP API; a refusing proxy makes every dial fail at once, so each
-session holds what a real one holds between reconnects (a neonize client and its SQLite store).
+session holds what a real one holds between redials (a whatsmeow client in the Go worker, its device in the
+shared store).
 Run: uv run python bench/bench_memory.py
 """
 

@@ -17,7 +17,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHES = ["bench_sm_send.py", "bench_hub_overhead.py", "bench_memory.py", "bench_startup.py",
-           "bench_login_flood.py", "bench_cluster.py"]
+           "bench_login_flood.py", "bench_cluster.py",
+           "bench_capacity.py"]
 
 
 def run(script: str) -> tuple[str, float, int]:
@@ -95,6 +96,26 @@ def rows(results: dict[str, str]) -> list[tuple[str, str, str, str]]:
     # One 2-core machine runs all nodes: the hop's cost shows, not the capacity more machines add.
     row("cluster: throughput 3 nodes / 1 node", cl.get("ratio_3_over_1"), "", ">= 0.5 (2 cores shared)",
         cl.get("ratio_3_over_1", 0) >= 0.5 if cl else None)
+    cap = first_json(results.get("bench_capacity.py", ""))
+    goals = cap.get("goals", {})
+    n = cap.get("sessions", 1000)
+    for store in ("postgres", "sqlite"):
+        r, s = cap.get(store, {}), cap.get(f"{store}_startup", {})
+        settle = r.get("settle_s")
+        row(f"capacity {store}: {n} sessions all CONNECT_FAILED", settle, "s", f"<= {goals.get('settle_s', 60)} s",
+            None if settle is None else settle <= goals.get("settle_s", 60) and r.get("kept"))
+        row(f"capacity {store}: process tree RSS", r.get("rss_mb"), "MB", f"<= {goals.get('rss_mb', 600)} MB",
+            r.get("rss_mb", 1e9) <= goals.get("rss_mb", 600) if r else None)
+        if store == "postgres":
+            peak = max(r.get("pg_connections", 0), s.get("pg_connections", 0)) if r else None
+            row("capacity postgres: server connections (peak)", peak, "", f"<= {goals.get('pg_connections', 20)}",
+                None if peak is None else peak <= goals.get("pg_connections", 20))
+        row(f"capacity {store}: start-up, {n} stored (/health 200)", s.get("health_s"), "s",
+            f"<= {goals.get('health_s', 2.0)} s", s.get("health_s", 99) <= goals.get("health_s", 2.0) if s else None)
+        row("  same start, nothing stored (box's load)", s.get("health_s_nothing_stored"), "s", "(reference)", None)
+        row(f"capacity {store}: dials in flight at start-up (peak)", s.get("max_dials_in_flight"), "",
+            f"<= {goals.get('max_dials_in_flight', 16)}",
+            s.get("max_dials_in_flight", 99) <= goals.get("max_dials_in_flight", 16) if s else None)
     return out
 
 

@@ -62,6 +62,8 @@ func serve(in io.Reader, out io.Writer, logOut io.Writer) int {
 	imported := manager.ImportNeonizeStores()
 	manager.wg.Add(1)
 	go manager.pruneLoop()
+	manager.wg.Add(1)
+	go manager.statsLoop(5 * time.Second)
 	emitter.Reply(req.ID, map[string]any{"pid": os.Getpid(), "imported": imported}, nil)
 
 	var calls sync.WaitGroup

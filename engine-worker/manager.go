@@ -169,6 +169,26 @@ func openFDs() int {
 	return len(entries)
 }
 
+// statsLoop logs the dial gauges every few seconds while dials happen (operators and benches read them).
+func (m *Manager) statsLoop(every time.Duration) {
+	defer m.wg.Done()
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	var last int64
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		if total := m.dialsTotal.Load(); total != last {
+			last = total
+			m.log.Info("dial stats", "sessions", m.count(), "dials", total, "dials_in_flight",
+				m.dialsInFlight.Load(), "max_dials_in_flight", m.dialsPeak.Load(), "max_dials", m.cfg.MaxDials)
+		}
+	}
+}
+
 // pruneLoop drops old sent IDs once a day until the manager stops.
 func (m *Manager) pruneLoop() {
 	defer m.wg.Done()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 
@@ -187,10 +188,21 @@ func (m *Manager) send(raw json.RawMessage) (any, error) {
 	resp, err := client.SendMessage(ctx, to, &waE2E.Message{Conversation: proto.String(a.Text)},
 		whatsmeow.SendRequestExtra{ID: id})
 	if err != nil {
-		return nil, opErr(KindSendFailed, "WhatsApp failed the send of %s: %v", id, err)
+		return nil, opErr(sendErrorKind(err), "WhatsApp failed the send of %s: %v", id, err)
 	}
 	s.emitStatus(resp.ID, MessageSent, resp.Timestamp) // the server's ack
 	return map[string]any{"id": resp.ID, "timestamp": resp.Timestamp.Unix()}, nil
+}
+
+// sendErrorKind tells a failed send from one whose outcome is unknown: no server ack in time, or the
+// connection lost while waiting for it, may follow a message WhatsApp did receive.
+func sendErrorKind(err error) string {
+	var disconnected *whatsmeow.DisconnectedError
+	if errors.Is(err, whatsmeow.ErrMessageTimedOut) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, context.Canceled) || errors.As(err, &disconnected) {
+		return KindSendUnknown
+	}
+	return KindSendFailed
 }
 
 func (m *Manager) checkNumbers(raw json.RawMessage) (any, error) {

@@ -24,8 +24,10 @@ const MaxFrame = 8 * 1024 * 1024
 const (
 	KindNotReady   = "not_ready"
 	KindSendFailed = "send_failed"
-	KindFailed     = "failed"
-	KindBadRequest = "bad_request"
+	// The send may have reached WhatsApp (no ack in time, connection lost while waiting for it).
+	KindSendUnknown = "send_outcome_unknown"
+	KindFailed      = "failed"
+	KindBadRequest  = "bad_request"
 )
 
 // Request is one call from the parent.

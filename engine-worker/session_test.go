@@ -1,10 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"go.mau.fi/whatsmeow"
 )
 
 func TestRefusingProxyReportsConnectFailedAndBacksOff(t *testing.T) {
@@ -103,5 +109,92 @@ func TestFramesRoundTrip(t *testing.T) {
 	if len(frames) != 2 || frames[0]["ok"] != true || frames[1]["error"] != KindNotReady ||
 		!strings.Contains(frames[1]["message"].(string), `"a"`) {
 		t.Fatalf("%v", frames)
+	}
+}
+
+func TestRedialsLeakNoGoroutines(t *testing.T) {
+	h := newHarness(t, fast)
+	h.m.cfg.BackoffBase, h.m.cfg.BackoffCap = 0.01, 0.02
+	const n = 20
+	for i := 0; i < n; i++ {
+		h.m.Connect(fmt.Sprintf("g%d", i), 1)
+	}
+	// Dials in flight own a few short-lived goroutines each: compare the quietest moments, not one sample.
+	quietest := func() int {
+		low := 1 << 30
+		for i := 0; i < 40; i++ {
+			low = min(low, runtime.NumGoroutine())
+			time.Sleep(5 * time.Millisecond)
+		}
+		return low
+	}
+	h.waitFor("many redials", func() bool { return h.m.dialsTotal.Load() >= 5*n })
+	first := quietest()
+	h.waitFor("many more redials", func() bool { return h.m.dialsTotal.Load() >= 25*n })
+	if now := quietest(); now > first+n/2 {
+		t.Fatalf("goroutines grew from %d to %d over %d redials", first, now, 20*n)
+	}
+	h.m.Shutdown(5 * time.Second)
+	h.waitFor("every session goroutine gone", func() bool { return runtime.NumGoroutine() < first-n/2 })
+}
+
+func TestSendErrorKinds(t *testing.T) {
+	cases := []struct {
+		err  error
+		want string
+	}{
+		{whatsmeow.ErrMessageTimedOut, KindSendUnknown},
+		{fmt.Errorf("wrapped: %w", context.DeadlineExceeded), KindSendUnknown},
+		{&whatsmeow.DisconnectedError{Action: "message send"}, KindSendUnknown},
+		{fmt.Errorf("%w 479", whatsmeow.ErrServerReturnedError), KindSendFailed},
+		{whatsmeow.ErrNotLoggedIn, KindSendFailed},
+	}
+	for _, tc := range cases {
+		if got := sendErrorKind(tc.err); got != tc.want {
+			t.Errorf("%v → %s, want %s", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestSilentProxyDialIsAbandonedAtOurDeadline(t *testing.T) {
+	// A proxy that accepts and never answers: whatsmeow has no dial deadline of its own.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+	}()
+	timings := fast
+	timings.DialTimeout = 300 * time.Millisecond
+	h := newHarness(t, timings)
+	h.m.cfg.Proxy = "http://" + ln.Addr().String()
+	h.m.cfg.BackoffBase, h.m.cfg.BackoffCap = 5, 10
+	started := time.Now()
+	h.m.Connect("silent", 1)
+	h.waitFor("CONNECT_FAILED", func() bool { return last(h.statuses("silent")) == "ERROR/CONNECT_FAILED" })
+	if took := time.Since(started); took < 250*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("gave up after %v, deadline 300ms", took)
+	}
+	if h.m.dialsInFlight.Load() != 0 {
+		t.Fatal("the abandoned dial still holds its slot")
 	}
 }

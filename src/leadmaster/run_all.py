@@ -25,7 +25,7 @@ from typing import IO
 from leadmaster.common.logs import LOG_FORMAT_VAR, pretty_line, resolve_log_format
 
 STOP_GRACE_SECONDS = 10.0
-HEALTH_TIMEOUT_SECONDS = 90.0  # the real engine's first import of neonize can take a while
+HEALTH_TIMEOUT_SECONDS = 90.0  # generous: a loaded box can take seconds to import the app
 CREDENTIALS_WAIT_SECONDS = 10.0
 PREFIX = "[leadmaster]"
 

@@ -107,9 +107,11 @@ class SessionService:
         if self.settings.connect_on_start:
             # CONTRACT §2.2: best-effort resume of the single-admin instance and every paired one.
             wanted = [self.settings.default_instance] + [r.instance_id for r in rows if r.paired]
+            stored = {r.instance_id for r in rows}
             for instance_id in dict.fromkeys(wanted):
                 try:
-                    await self.connect(instance_id)
+                    # Stored rows need no write: 1,000 of them would hold /health back by seconds on PostgreSQL.
+                    await self._connect(instance_id, ensure_stored=instance_id not in stored)
                 except Exception:
                     logger.exception("start-up connect failed", extra={"fields": {"instance_id": instance_id}})
 
@@ -226,10 +228,14 @@ class SessionService:
     # -- commands --------------------------------------------------------------------------------
 
     async def connect(self, instance_id: str) -> dict[str, Any]:
+        return await self._connect(instance_id, ensure_stored=True)
+
+    async def _connect(self, instance_id: str, ensure_stored: bool) -> dict[str, Any]:
         s = self._session(instance_id)
         if s.status not in _RESTARTABLE:
             return {"success": True, "status": s.status.value, "alreadyConnected": True}
-        await self.store.ensure_instance(instance_id)
+        if ensure_stored:
+            await self.store.ensure_instance(instance_id)
         self._set(s, SessionStatus.INIT, None)
         try:
             await self.engine.connect(instance_id)

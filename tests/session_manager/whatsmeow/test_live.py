@@ -27,7 +27,7 @@ async def test_pair_send_and_resume_with_a_real_phone(tmp_path):
     data_dir = Path(os.environ.get("LEADMASTER_LIVE_DATA_DIR") or tmp_path)
     to = os.environ["LEADMASTER_LIVE_TO"]  # digits of the recipient, e.g. 5491123456789
     phone = os.environ.get("LEADMASTER_LIVE_PHONE")  # pair by code instead of QR when set
-    engine = make_engine(data_dir, proxy=None, test_hooks=False)
+    engine = make_engine(data_dir, os.environ.get("SESSION_MANAGER_STORE_URL") or None, proxy=None, test_hooks=False)
     rec = Recorder()
     await engine.start(rec)
     try:
@@ -46,6 +46,8 @@ async def test_pair_send_and_resume_with_a_real_phone(tmp_path):
 
         sent = await engine.send_text("live", f"{to}@s.whatsapp.net", "LeadMaster live test")
         assert sent.message_id and sent.timestamp.year >= 2024
+        # The server's ack comes back as a status of that very message ID (later: DELIVERED, READ).
+        await rec.wait(lambda: any(m == sent.message_id for m, _, _ in rec.of("live", "message_status")), within=30)
 
         # Resume from the store: no QR the second time.
         await engine.disconnect("live")
@@ -56,6 +58,6 @@ async def test_pair_send_and_resume_with_a_real_phone(tmp_path):
 
         if os.environ.get("LEADMASTER_LIVE_LOGOUT") == "1":
             await engine.logout("live")
-            assert not (data_dir / "whatsmeow" / "live.sqlite3").exists()
+            assert engine.credentials.stored("live") is None
     finally:
         await engine.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    # Type-only: the whatsmeow worker process imports this package and must not pay for
+    # Type-only: importing this package must not pay for
     # pydantic-settings and SQLAlchemy at start-up.
     from leadmaster.session_manager.config import Settings
     from leadmaster.session_manager.engines.base import Engine

@@ -183,6 +183,8 @@ class WhatsmeowEngine(Engine):
         except WorkerError as exc:
             if exc.kind == protocol.NOT_READY:
                 raise EngineNotReady(str(exc)) from exc
+            if exc.kind == protocol.SEND_OUTCOME_UNKNOWN:
+                raise SendOutcomeUnknown(str(exc)) from exc
             raise SendFailed(str(exc)) from exc
         except WorkerTimeout as exc:
             raise SendOutcomeUnknown(f"the WhatsApp worker did not answer the send: {exc}") from exc
