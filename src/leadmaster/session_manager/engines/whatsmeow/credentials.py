@@ -128,7 +128,7 @@ class Credentials:
         return data if isinstance(data, dict) else {}
 
     def _save(self, data: dict[str, object]) -> None:
-        self.prepare()
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)  # prepare() already tightened what exists
         tmp = self._map_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, sort_keys=True))
         os.replace(tmp, self._map_path)
