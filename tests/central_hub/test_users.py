@@ -34,6 +34,18 @@ async def test_tokens_follow_the_user_in_one_process(hub: HubClient) -> None:
     assert (await hub.http.delete(f"/api/admin/users/{ana['id']}", headers=hub.auth())).status_code == 404
 
 
+async def test_a_deleted_user_s_id_is_never_given_to_a_new_user(hub: HubClient) -> None:
+    await hub.cliente(53)
+    token = await hub.user_token("first", 53)
+    first = (await hub.http.get("/api/admin/users", headers=hub.auth())).json()[-1]
+    assert first["username"] == "first"
+    assert (await hub.http.delete(f"/api/admin/users/{first['id']}", headers=hub.auth())).status_code == 204
+    second = await hub.admin_post("/api/admin/users", {"username": "second", "password": "user-password-1",
+                                                       "role": "user", "cliente_id": 53})
+    assert second["id"] > first["id"]
+    assert (await hub.http.get("/api/me", headers=hub.auth(token))).status_code == 401
+
+
 async def test_own_password_change(hub: HubClient) -> None:
     r = await hub.http.post("/api/auth/password", headers=hub.auth(),
                             json={"current_password": ADMIN_PASSWORD, "new_password": "x"})
