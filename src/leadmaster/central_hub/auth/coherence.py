@@ -55,6 +55,7 @@ class ChangeListener:
         self.logger = logger
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._was_up = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="hub-cache-listener")
@@ -68,15 +69,17 @@ class ChangeListener:
     async def _run(self) -> None:
         delay = 0.1
         while True:
+            self._was_up = False
             try:
                 await self._listen()
-            except (psycopg.Error, OSError, TimeoutError) as exc:
+            except Exception as exc:  # whatever broke it: listen again, caches bypassed meanwhile
                 log(self.logger, logging.WARNING, "cache listener lost its connection; caches are bypassed",
-                    error=type(exc).__name__, retry_in_s=delay)
+                    error=type(exc).__name__)
             finally:
                 self._untrust()
+            # After a connection that was up, the back-off starts again from the shortest wait.
+            delay = 0.1 if self._was_up else min(delay * 2, RECONNECT_MAX_SECONDS)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
     async def _listen(self) -> None:
         conn = await psycopg.AsyncConnection.connect(
@@ -87,6 +90,7 @@ class ChangeListener:
             self.coherence.invalidate()
             self.coherence.trusted = True
             self.connected.set()
+            self._was_up = True
             log(self.logger, logging.INFO, "cache listener connected", channel=CHANNEL)
             while True:
                 async for _notice in conn.notifies(timeout=HEARTBEAT_SECONDS):

@@ -18,7 +18,11 @@ WATCHED = ("users", "api_keys", "clientes")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as batch:
+    # SQLite reuses the highest rowid after a delete: a deleted user's token (same id, version 0) would pass
+    # as a new user's. AUTOINCREMENT (a table rebuild on SQLite) never reuses ids; PostgreSQL sequences don't.
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    with op.batch_alter_table("users", recreate="always" if sqlite else "auto",
+                              table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.add_column(sa.Column("credentials_version", sa.Integer(), nullable=False, server_default="0"))
     op.create_table(
         "login_failures",
