@@ -223,8 +223,7 @@ class Store:
         self.engine: SqlEngine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
+        create_schema(self.engine, metadata)
         self.writer = GroupCommitWriter(self.engine)
         # Set by the cluster (PostgreSQL only): send-path inserts then require this node's lease.
         self.guard: Guard | None = None
@@ -352,17 +351,29 @@ def _instance(row: Any) -> InstanceRow:
     return InstanceRow(row.instance_id, bool(row.paired), row.jid, row.phone, row.push_name)
 
 
-def _add_missing_columns(engine: SqlEngine) -> None:
+def create_schema(engine: SqlEngine, tables: sa.MetaData) -> None:
+    """Create missing tables; on PostgreSQL under an advisory lock, because nodes of a cluster start at once
+    and concurrent CREATE TABLE IF NOT EXISTS of one table can fail in PostgreSQL."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+        tables.create_all(conn)
+        if tables is metadata:
+            _add_missing_columns(conn)
+
+
+_SCHEMA_LOCK = 0x4C4D534D  # any constant shared by every session-manager ("LMSM")
+
+
+def _add_missing_columns(conn: sa.Connection) -> None:
     """Bring a store made by an earlier version up to date (columns are only ever added)."""
-    have = {c["name"] for c in sa.inspect(engine).get_columns("sm_idempotency")}
+    have = {c["name"] for c in sa.inspect(conn).get_columns("sm_idempotency")}
     if "state" not in have:
-        with engine.begin() as conn:
-            conn.exec_driver_sql("ALTER TABLE sm_idempotency ADD COLUMN state VARCHAR(8) NOT NULL DEFAULT 'done'")
-    outbox_columns = {c["name"] for c in sa.inspect(engine).get_columns("sm_sandbox_outbox")}
+        conn.exec_driver_sql("ALTER TABLE sm_idempotency ADD COLUMN state VARCHAR(8) NOT NULL DEFAULT 'done'")
+    outbox_columns = {c["name"] for c in sa.inspect(conn).get_columns("sm_sandbox_outbox")}
     for name, kind in (("node_id", "VARCHAR(64)"), ("lease_token", "BIGINT")):
         if name not in outbox_columns:
-            with engine.begin() as conn:
-                conn.exec_driver_sql(f"ALTER TABLE sm_sandbox_outbox ADD COLUMN {name} {kind}")
+            conn.exec_driver_sql(f"ALTER TABLE sm_sandbox_outbox ADD COLUMN {name} {kind}")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
