@@ -16,9 +16,11 @@ from leadmaster.common.logs import configure_logging
 
 
 def _settings_or_exit() -> object:
+    from leadmaster.session_manager.cluster.config import ClusterSettings
     from leadmaster.session_manager.config import Settings
 
     try:
+        ClusterSettings()  # checked here too, so that a bad cluster setting is one clear line, not a traceback
         return Settings()
     except ValidationError as exc:
         for err in exc.errors():
