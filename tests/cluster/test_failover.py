@@ -54,6 +54,12 @@ def _alive(cluster: ClusterStack, via: Node, name: str) -> bool:
         return False
 
 
+def _lost_by(node: Node) -> set[str]:
+    assert node.svc is not None
+    lines = [ln for ln in node.svc.logs().splitlines() if '"msg":"lease lost"' in ln]
+    return {ln.split('"instance_id":"', 1)[1].split('"', 1)[0] for ln in lines if '"instance_id":"' in ln}
+
+
 def _chaos(cluster: ClusterStack, report: dict[str, Any]) -> None:
     n1, n2, n3 = cluster.nodes
     seen: Counter[str] = Counter()
@@ -73,6 +79,9 @@ def _chaos(cluster: ClusterStack, report: dict[str, Any]) -> None:
     time.sleep(max(0.0, paused + PAUSE_SECONDS - time.monotonic()))
     cluster.resume(n2)
     poll(lambda: _alive(cluster, n1, "n2"), 15, "n2 alive again after SIGCONT")
+    # Back from the pause, n2 learns at its first renewal that it lost them, and stops their engine sessions.
+    assert n2.svc is not None
+    poll(lambda: _lost_by(n2) >= {f"sender_{c}" for c in on_n2}, 10, "n2 stopped every instance it lost")
 
     cluster.start_node(n3)  # same data dir and port: the same node comes back
     poll(lambda: all(n["instances"] >= 5 for n in cluster.cluster_view(n1)["nodes"] if n["alive"])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 import urllib.request
@@ -24,6 +26,21 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def _three_free_ports() -> int:
+    """A port whose next two are free too (nodes take PORT..PORT+2)."""
+    for _ in range(50):
+        base = free_port()
+        with contextlib.ExitStack() as held:
+            try:
+                for port in (base + 1, base + 2):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return base
+    raise RuntimeError("no three consecutive free ports")
+
+
 def test_nodes_without_postgresql_is_refused_clearly(tmp_path: Path) -> None:
     proc = subprocess.run([str(BIN / "leadmaster"), "--nodes", "3"], env=_env(tmp_path), capture_output=True,
                           text=True, timeout=60, check=False)
@@ -32,8 +49,7 @@ def test_nodes_without_postgresql_is_refused_clearly(tmp_path: Path) -> None:
 
 
 def test_three_nodes_and_a_hub_start_form_one_cluster_and_stop(cluster_db: str, tmp_path: Path) -> None:
-    sm_port, hub_port = free_port(), free_port()
-    # Nodes take PORT..PORT+2: make sure the next two are free too (best effort on a busy machine).
+    sm_port, hub_port = _three_free_ports(), free_port()
     env = _env(tmp_path, PORT=str(sm_port), CENTRAL_HUB_PORT=str(hub_port), SESSION_MANAGER_STORE_URL=cluster_db,
                SESSION_MANAGER_LEASE_SECONDS="3")
     proc = subprocess.Popen([str(BIN / "leadmaster"), "--nodes", "3"], env=env, text=True,
@@ -42,7 +58,10 @@ def test_three_nodes_and_a_hub_start_form_one_cluster_and_stop(cluster_db: str, 
     threading.Thread(target=lambda: lines.extend(ln.rstrip() for ln in proc.stdout or []), daemon=True).start()
     try:
         for port in (sm_port, sm_port + 1, sm_port + 2, hub_port):
-            wait_healthy(f"http://127.0.0.1:{port}/health", proc, timeout=90)
+            try:
+                wait_healthy(f"http://127.0.0.1:{port}/health", proc, timeout=90)
+            except (RuntimeError, TimeoutError) as exc:
+                raise AssertionError("\n".join(lines[-40:])) from exc
 
         def view() -> dict[str, object]:
             with urllib.request.urlopen(f"http://127.0.0.1:{sm_port}/api/session-manager/cluster", timeout=5) as r:

@@ -18,9 +18,11 @@ from leadmaster.common.settings import describe_error
 
 
 def _settings_or_exit() -> object:
+    from leadmaster.session_manager.cluster.config import ClusterSettings
     from leadmaster.session_manager.config import Settings
 
     try:
+        ClusterSettings()  # checked here too, so that a bad cluster setting is one clear line, not a traceback
         return Settings()
     except ValidationError as exc:
         # One line naming each bad variable and its value, as the hub does (CONTRACT §3.1); exit 2 = bad config.

@@ -131,8 +131,7 @@ class Store:
             # The store's needs: send-path writes go through one group-commit thread and the others are rare
             # (connect, pairing), so a 5 s wait for the lock means trouble, not contention; no foreign keys.
             use_sqlite_pragmas(self.engine, busy_timeout_ms=5_000, foreign_keys=False)
-        metadata.create_all(self.engine)
-        _upgrade(self.engine)
+        create_schema(self.engine, metadata)
         self.writer = GroupCommitWriter(self.engine)
         # Built once per dialect: the writer merges consecutive writes of the *same* statement object.
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
@@ -275,19 +274,30 @@ def _instance(row: Any) -> InstanceRow:
     return InstanceRow(row.instance_id, bool(row.paired), row.jid, row.phone, row.push_name)
 
 
-def _upgrade(engine: SqlEngine) -> None:
-    """Bring a store made by an earlier version up to date (columns and indexes are only ever added)."""
-    have = {c["name"] for c in sa.inspect(engine).get_columns("sm_idempotency")}
+def create_schema(engine: SqlEngine, tables: sa.MetaData) -> None:
+    """Create missing tables; on PostgreSQL under an advisory lock, because nodes of a cluster start at once
+    and concurrent CREATE TABLE IF NOT EXISTS of one table can fail in PostgreSQL."""
     with engine.begin() as conn:
-        if "state" not in have:
-            conn.exec_driver_sql("ALTER TABLE sm_idempotency ADD COLUMN state VARCHAR(8) NOT NULL DEFAULT 'done'")
-        conn.exec_driver_sql(
-            "CREATE UNIQUE INDEX IF NOT EXISTS ux_sm_sandbox_outbox_message"
-            " ON sm_sandbox_outbox (instance_id, message_id)"
-        )
-    outbox_columns = {c["name"] for c in sa.inspect(engine).get_columns("sm_sandbox_outbox")}
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+        tables.create_all(conn)
+        if tables is metadata:
+            _add_missing_columns(conn)
+
+
+_SCHEMA_LOCK = 0x4C4D534D  # any constant shared by every session-manager ("LMSM")
+
+
+def _add_missing_columns(conn: sa.Connection) -> None:
+    """Bring a store made by an earlier version up to date (columns and indexes are only ever added)."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns("sm_idempotency")}
+    if "state" not in have:
+        conn.exec_driver_sql("ALTER TABLE sm_idempotency ADD COLUMN state VARCHAR(8) NOT NULL DEFAULT 'done'")
+    conn.exec_driver_sql(
+        "CREATE UNIQUE INDEX IF NOT EXISTS ux_sm_sandbox_outbox_message ON sm_sandbox_outbox (instance_id, message_id)"
+    )
+    outbox_columns = {c["name"] for c in sa.inspect(conn).get_columns("sm_sandbox_outbox")}
     for name, kind in (("node_id", "VARCHAR(64)"), ("lease_token", "BIGINT")):
         if name not in outbox_columns:
-            with engine.begin() as conn:
-                conn.exec_driver_sql(f"ALTER TABLE sm_sandbox_outbox ADD COLUMN {name} {kind}")
+            conn.exec_driver_sql(f"ALTER TABLE sm_sandbox_outbox ADD COLUMN {name} {kind}")
 

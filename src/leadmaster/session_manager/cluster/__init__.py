@@ -21,6 +21,7 @@ from leadmaster.session_manager.cluster.leases import Leases
 from leadmaster.session_manager.cluster.schema import LeaseGuard, metadata
 from leadmaster.session_manager.config import Settings
 from leadmaster.session_manager.service import SessionService
+from leadmaster.session_manager.store import create_schema
 
 __all__ = ["Node", "node_for"]
 
@@ -41,7 +42,7 @@ def node_for(settings: Settings, service: SessionService) -> Node:
     store = service.store
     if not store.url.startswith("postgresql"):
         return Node(node_id, url, None, None)
-    metadata.create_all(store.engine)
+    create_schema(store.engine, metadata)
     # Which node resumes what is the cluster's decision (coordinator._run), not every node's at start-up.
     service.settings = settings.model_copy(update={"connect_on_start": False})
     cluster = Cluster(service, Leases(store.engine, node_id, url, cs.lease_seconds), settings.connect_on_start)

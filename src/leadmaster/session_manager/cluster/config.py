@@ -30,6 +30,13 @@ class ClusterSettings(BaseSettings):
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
 
+    @field_validator("node_url")
+    @classmethod
+    def _absolute_http(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^/\s]+/?", value):
+            raise ValueError(f"SESSION_MANAGER_NODE_URL={value!r} must be http(s)://host:port (how peers reach it)")
+        return value.rstrip("/") if value else value
+
     @field_validator("node_id")
     @classmethod
     def _valid_node_id(cls, value: str | None) -> str | None:

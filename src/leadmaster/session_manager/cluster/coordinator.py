@@ -123,6 +123,8 @@ class Cluster:
             for instance_id, held in list(self.held.items()):
                 if owned.get(instance_id) != held.token and held.since < started:
                     await self._lost(instance_id)
+            for instance_id in [i for i in owned if i in self._released and i not in self.held]:
+                del owned[instance_id]  # being handed over: its release is about to commit
             fresh = [i for i in owned if i not in self.held]
             for instance_id, token in owned.items():
                 since = self.held[instance_id].since if instance_id in self.held else started
@@ -160,7 +162,8 @@ class Cluster:
         token = await asyncio.to_thread(self.leases.claim, instance_id)
         if token is None:
             return False
-        self.held[instance_id] = Held(token, started + self.validity, started)
+        # `since` is now, not `started`: a renewal that began before this claim committed cannot know it.
+        self.held[instance_id] = Held(token, started + self.validity, time.monotonic())
         log(logger, logging.INFO, "lease claimed", instance_id=instance_id, token=token)
         return True
 
@@ -169,8 +172,8 @@ class Cluster:
         held = self.held.pop(instance_id, None)
         if held is None:
             return
+        self._released[instance_id] = time.monotonic()  # a renewal racing this release must not re-adopt it
         await self._stop_session(instance_id)
-        self._released[instance_id] = time.monotonic()
         await asyncio.to_thread(self.leases.release, instance_id, held.token)
         log(logger, logging.INFO, "lease released", instance_id=instance_id, token=held.token)
 
@@ -201,7 +204,7 @@ class Cluster:
             started = time.monotonic()
             won = await asyncio.to_thread(self.leases.take_over, todo.claim, list(self._released))
             for instance_id, token in won.items():
-                self.held[instance_id] = Held(token, started + self.validity, started)
+                self.held[instance_id] = Held(token, started + self.validity, time.monotonic())
                 log(logger, logging.INFO, "lease taken over", instance_id=instance_id, token=token)
             for instance_id in won:
                 await self._run(instance_id)
