@@ -79,7 +79,7 @@ class Hub:
                 await self._health_task
         await self.interactions.stop()
         await self.client.close()
-        self.db.engine.dispose()
+        await asyncio.to_thread(self.db.engine.dispose)  # closing pooled connections may wait on the server
 
     def _first_run_admin(self, session: Session) -> None:
         if repo.count_users(session) > 0:
