@@ -94,7 +94,7 @@ class Hub:
         await self.interactions.stop()
         await self.client.close()
         self.auth.close()
-        self.db.engine.dispose()
+        await asyncio.to_thread(self.db.engine.dispose)  # closing pooled connections may wait on the server
 
     def _first_run_admin(self, session: Session) -> None:
         if repo.count_users(session) > 0:

@@ -143,14 +143,16 @@ class _Lane:
         # One connection for the writer's life: no pool checkout (and no pre-ping round trip) per batch.
         if self._conn is None or self._conn.invalidated or self._conn.closed:
             self._conn = self.engine.connect()
+            if self.relaxed:
+                # For the connection's life: no extra statement per batch.
+                self._conn.exec_driver_sql("SET synchronous_commit TO OFF")
+                self._conn.commit()
         return self._conn
 
     def _commit(self, batch: list[_Job]) -> None:
         try:
             conn = self._connection()
             with conn.begin():
-                if self.relaxed:
-                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 self._execute(conn, batch)
             results: list[BaseException | None] = [
                 FenceRejected("this node no longer holds the instance's lease") if job.fenced_out else None
