@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHES = ["bench_sm_send.py", "bench_hub_overhead.py", "bench_memory.py", "bench_startup.py"]
+BENCHES = ["bench_sm_send.py", "bench_message_status.py", "bench_hub_overhead.py", "bench_memory.py",
+           "bench_startup.py"]
 
 
 def run(script: str) -> tuple[str, float, int]:
@@ -62,6 +63,13 @@ def rows(results: dict[str, str]) -> list[tuple[str, str, str, str]]:
     row("session-manager sends/s (16 clients)", sm.get("sm_rps_16"), "/s", ">= 3000",
         sm.get("sm_rps_16", 0) >= 3000 if sm else None)
     row("  ratio to bare FastAPI route, same run", sm.get("rps_ratio_sm_over_bare"), "", "(reference)", None)
+    ms = first_json(results.get("bench_message_status.py", ""))
+    row("message status route p50 (c=1)", ms.get("status_p50_ms"), "ms", "<= 1 ms",
+        ms.get("status_p50_ms", 99) <= 1.0 if ms else None)
+    row("message status reads/s (16 clients)", ms.get("status_rps_16"), "/s", ">= 3000",
+        ms.get("status_rps_16", 0) >= 3000 if ms else None)
+    row("sends/s beside a 1,000 statuses/s poller / alone", ms.get("sends_ratio_with_poller"), "",
+        ">= 0.90", ms.get("sends_ratio_with_poller", 0) >= 0.90 if ms else None)
     hub = hub_figures(results.get("bench_hub_overhead.py", ""))
     row("hub: p50 added per send", hub.get("added_p50_ms"), "ms", "<= 1.0 ms",
         hub.get("added_p50_ms", 99) <= 1.0 if hub else None)

@@ -33,6 +33,9 @@ from leadmaster.session_manager.store import Store
 logger = logging.getLogger("leadmaster.session_manager.messages")
 
 LATE_RECEIPT_SECONDS = 60.0
+# Receipts are written in batches this often: a handful of statements per batch instead of one per receipt
+# keeps the writer (and the sends it also commits) fast; a status is at most this much later to read.
+RECEIPT_FLUSH_SECONDS = 0.02
 _LATE_MAX = 100_000  # receipts held for rows not yet queued; beyond this the oldest are dropped
 _RECENT_MAX = 100_000  # message IDs this process queued a SENT row for (their receipts need no holding)
 PURGE_INTERVAL_SECONDS = 3600.0
@@ -52,8 +55,8 @@ messages = sa.Table(
     sa.Column("delivered_at", sa.BigInteger),
     sa.Column("read_at", sa.BigInteger),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    # The only secondary index (each one costs every write of the send path): polling and the purge use it.
     sa.Index("ix_sm_messages_poll", "instance_id", "updated_at"),
-    sa.Index("ix_sm_messages_updated", "updated_at"),
 )
 _COLUMNS = ("message_id", "to", "status", "sent_at", "delivered_at", "read_at", "updated_at")
 _TIMES = ("sent_at", "delivered_at", "read_at", "updated_at")
@@ -80,7 +83,9 @@ def parse_since(value: str) -> int:
 
 def _where(*statuses: str) -> Any:
     m = messages.c
-    return sa.and_(m.instance_id == sa.bindparam("i"), m.message_id == sa.bindparam("m"), m.status.in_(statuses))
+    # Literal statuses: an IN list of bound parameters is "expanding", which executemany refuses.
+    current = sa.or_(*(m.status == sa.literal_column(f"'{s}'") for s in statuses))
+    return sa.and_(m.instance_id == sa.bindparam("i"), m.message_id == sa.bindparam("m"), current)
 
 
 class MessageLog:
@@ -111,6 +116,8 @@ class MessageLog:
         self._late: OrderedDict[_Key, tuple[float, list[tuple[MessageStatus, int]]]] = OrderedDict()
         self._recent: OrderedDict[_Key, None] = OrderedDict()
         self._purge_task: asyncio.Task[None] | None = None
+        self._receipts: list[tuple[MessageStatus, str, str, int]] = []
+        self._flush_handle: asyncio.TimerHandle | None = None
 
     def _tick(self) -> int:
         """Strictly increasing microseconds: each queued change gets a distinct, ordered `updated_at`."""
@@ -147,18 +154,31 @@ class MessageLog:
             logger.exception("message status row not written", extra={"fields": {"instance_id": instance_id}})
 
     def apply(self, instance_id: str, message_id: str, status: MessageStatus, at: datetime) -> None:
-        """A receipt from the engine: move the message's status forward (or hold it until its row exists)."""
-        if status is MessageStatus.SENT:
+        """A receipt from the engine: queued, then written with the others of the next few milliseconds."""
+        if status is MessageStatus.SENT or status not in self._updates:
             return  # the SENT row comes from the send itself; a server ack adds nothing
-        stmt = self._updates.get(status)
-        if stmt is None:
-            return
-        at_us, key = to_us(at), (instance_id, message_id)
-        params = {"i": instance_id, "m": message_id, "at_": at_us, "u": self._tick()}
-        self.store.writer.submit((stmt, params)).add_done_callback(_log_failure)
-        if key in self._recent:
-            return  # its SENT row is queued ahead of this update: nothing can be early
-        self._hold(key, (status, at_us))
+        self._receipts.append((status, instance_id, message_id, to_us(at)))
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_later(RECEIPT_FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> asyncio.Future[None] | None:
+        """Queue the receipts collected so far, in the order they came, as one write."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        receipts, self._receipts = self._receipts, []
+        if not receipts:
+            return None
+        writes = []
+        for status, instance_id, message_id, at_us in receipts:
+            params = {"i": instance_id, "m": message_id, "at_": at_us, "u": self._tick()}
+            writes.append((self._updates[status], params))
+            key = (instance_id, message_id)
+            if key not in self._recent:  # else its SENT row is queued ahead of this update: nothing is early
+                self._hold(key, (status, at_us))
+        future = self.store.writer.submit(*writes)
+        future.add_done_callback(_log_failure)
+        return future
 
     def _hold(self, key: _Key, receipt: tuple[MessageStatus, int]) -> None:
         now = time.monotonic()
@@ -204,9 +224,14 @@ class MessageLog:
     def purge(self, now_us: int | None = None) -> int:
         """Forget messages unchanged for longer than the retention (at least 30 days, CONTRACT §5)."""
         cutoff = (now_us if now_us is not None else time.time_ns() // 1000) - self.retention_us
+        m = messages.c
+        purged = 0
         with self.store.engine.begin() as conn:
-            result = conn.execute(messages.delete().where(messages.c.updated_at < cutoff))
-        return int(result.rowcount or 0)
+            # Instance by instance, so that the delete walks the (instance_id, updated_at) index.
+            for (instance_id,) in conn.execute(sa.select(m.instance_id).distinct()).all():
+                result = conn.execute(messages.delete().where(m.instance_id == instance_id, m.updated_at < cutoff))
+                purged += int(result.rowcount or 0)
+        return purged
 
     def forget_instance(self, instance_id: str) -> None:
         with self.store.engine.begin() as conn:
@@ -220,6 +245,7 @@ class MessageLog:
     def stop(self) -> None:
         if self._purge_task is not None:
             self._purge_task.cancel()
+        self.flush()  # receipts already received are written before the store closes
 
     async def _purge_loop(self) -> None:
         while True:
