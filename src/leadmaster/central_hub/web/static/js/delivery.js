@@ -2,7 +2,7 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
-  const { api, el, $, describe, explain, show, poll, busy, formatTime } = window.LM;
+  const { api, el, $, explain, show, poll, busy, formatTime } = window.LM;
   const base = `/api/whatsapp/${Number(document.body.dataset.clienteId)}`;
   const TICKS = { SENT: "✓", DELIVERED: "✓✓", READ: "✓✓", FAILED: "✗" };
   const WORDS = { SENT: "Sent", DELIVERED: "Delivered", READ: "Read", FAILED: "Failed" };
@@ -99,9 +99,14 @@ document.addEventListener("DOMContentLoaded", () => {
         const yes = data.results.filter((r) => r.on_whatsapp).length;
         show(out, `${yes} of ${data.results.length} on WhatsApp.`, false);
       } catch (err) {
+        $("check-table").hidden = true;  // the previous answer would read as this one's
         if (err.code === "RATE_LIMITED") {
           const wait = Number(err.body.retry_after || 0);  // the hub copies Retry-After into the body
-          explain(out, "✗ Too many new lookups this hour" + (wait ? ` (try again in ${Math.ceil(wait / 60)} min)` : "") + ": ", err);
+          const when = wait ? ` Try again in ${Math.ceil(wait / 60)} min.` : " Try again later.";
+          out.replaceChildren(`✗ Too many new lookups this hour (RATE_LIMITED).${when}`,
+            el("small", { class: "detail", text: "Numbers checked in the last day are answered at once: only new ones count. " + err.message }));
+          out.classList.add("is-error");
+          out.hidden = false;
         } else {
           explain(out, "✗ Not checked: ", err);
         }
