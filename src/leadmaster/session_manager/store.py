@@ -155,7 +155,12 @@ class GroupCommitWriter:
             with self.engine.begin() as conn:
                 for stmt, rows in _runs(batch):
                     # One executemany per run of the same statement: the point of batching.
-                    conn.execute(stmt, rows)
+                    if isinstance(stmt, str):
+                        # Driver SQL (message statuses, written per receipt): no per-row compile work, which
+                        # would hold the GIL the event loop needs.
+                        conn.exec_driver_sql(stmt, rows)
+                    else:
+                        conn.execute(stmt, rows)
             results: list[BaseException | None] = [None] * len(batch)
         except Exception:
             if len(batch) == 1:
@@ -301,6 +306,10 @@ class Store:
 
     async def add_outbox(self, instance_id: str, entry: dict[str, Any]) -> None:
         await self.writer.write((_INSERT_OUTBOX, {"instance_id": instance_id, **entry}))
+
+    def queue_outbox(self, instance_id: str, entry: dict[str, Any]) -> asyncio.Future[None]:
+        """Queue an outbox row without waiting: durable once any write queued after it is."""
+        return self.writer.submit((_INSERT_OUTBOX, {"instance_id": instance_id, **entry}))
 
     def outbox(self, instance_id: str) -> list[dict[str, Any]]:
         cols = [sandbox_outbox.c[name] for name in ("message_id", "cliente_id", "to", "jid", "message", "timestamp")]

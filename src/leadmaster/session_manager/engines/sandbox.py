@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import secrets
 import string
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from leadmaster.session_manager.engines.base import (
 )
 from leadmaster.session_manager.store import Store
 
+logger = logging.getLogger("leadmaster.session_manager.sandbox")
 # How long a freshly scanned session stays AUTHENTICATED before READY (the real one syncs keys meanwhile).
 AUTHENTICATED_SECONDS = 0.3
 _PAIR_ALPHABET = string.ascii_uppercase + string.digits
@@ -48,6 +50,11 @@ class _Sim:
     not_on_whatsapp: set[str] = field(default_factory=set)  # digits that check as not on WhatsApp
     lookups: int = 0  # numbers asked about through check_numbers (tests read it)
     generation: int = 0  # bumped on disconnect: receipts scheduled before it are not reported
+
+
+def _log_outbox_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("sandbox outbox row not written: %r", future.exception())
 
 
 def _qr_payload() -> str:
@@ -211,7 +218,10 @@ class SandboxEngine(Engine):
             raise SendFailed("sandbox fault: send_error")
         ctx = current_send.get()
         sent = SentMessage("3EB0" + secrets.token_hex(8).upper(), datetime.now(UTC))
-        await self.store.add_outbox(
+        # Queued, not awaited: the service queues this message's SENT status row right after and awaits it
+        # before answering, and the writer commits in queue order, so the outbox row is durable before the
+        # 200 as well, usually in the same transaction (one commit per send instead of two).
+        self.store.queue_outbox(
             instance_id,
             {
                 "message_id": sent.message_id,
@@ -221,7 +231,7 @@ class SandboxEngine(Engine):
                 "message": text,
                 "timestamp": sent.timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             },
-        )
+        ).add_done_callback(_log_outbox_failure)
         if not sim.undelivered:
             self._schedule_receipts(instance_id, sim, sent.message_id)
         return sent
