@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHES = ["bench_sm_send.py", "bench_hub_overhead.py", "bench_memory.py", "bench_startup.py",
-           "bench_login_flood.py", "bench_cluster.py",
-           "bench_capacity.py"]
+BENCHES = ["bench_sm_send.py", "bench_message_status.py", "bench_hub_overhead.py", "bench_memory.py",
+           "bench_startup.py", "bench_login_flood.py", "bench_cluster.py", "bench_capacity.py"]
 
 
 def run(script: str) -> tuple[str, float, int]:
@@ -71,6 +70,13 @@ def rows(results: dict[str, str]) -> list[tuple[str, str, str, str]]:
         "<= 0.5 ms", sm.get("keyed_pg_added_p50_ms", 99) <= 0.5 if sm else None)
     row("keyed send on PostgreSQL: sends/s / plain SQLite", sm.get("keyed_pg_rps_ratio"),
         f"({sm.get('keyed_pg_rps_16')}/s)", ">= 0.70", sm.get("keyed_pg_rps_ratio", 0) >= 0.7 if sm else None)
+    ms = first_json(results.get("bench_message_status.py", ""))
+    row("message status route p50 (c=1)", ms.get("status_p50_ms"), "ms", "<= 1 ms",
+        ms.get("status_p50_ms", 99) <= 1.0 if ms else None)
+    row("message status reads/s (16 clients)", ms.get("status_rps_16"), "/s", ">= 3000",
+        ms.get("status_rps_16", 0) >= 3000 if ms else None)
+    row("sends/s beside a 1,000 statuses/s poller / alone", ms.get("sends_ratio_with_poller"), "",
+        ">= 0.90", ms.get("sends_ratio_with_poller", 0) >= 0.90 if ms else None)
     hub = hub_figures(results.get("bench_hub_overhead.py", ""))
     row("hub: p50 added per send", hub.get("added_p50_ms"), "ms", "<= 0.5 ms",
         hub.get("added_p50_ms", 99) <= 0.5 if hub else None)

@@ -61,6 +61,7 @@ async def test_rate_limit_maps_to_429_with_retry_after(hub: HubClient, fake: Fak
     body = r.json()
     assert (body["code"], body["upstream_status"], body["upstream_code"], body["request_id"]) == (
         "RATE_LIMITED", 429, "RATE_LIMITED", "rid-429")
+    assert body["retry_after"] == 1234
 
 
 async def test_unknown_message_maps_to_404_keeping_the_upstream_code(hub: HubClient, fake: FakeUpstream) -> None:

@@ -52,7 +52,8 @@ def service(harness: Harness) -> SessionService:
 
 
 async def settled(svc: SessionService) -> None:
-    """Wait until every write queued so far is committed (the writer commits in queue order)."""
+    """Wait until every receipt and write so far is committed (the writer commits in queue order)."""
+    svc.messages.flush()
     await svc.store.writer.write()
 
 

@@ -111,6 +111,8 @@ def map_error_status(
     if "Retry-After" in headers:
         keep["Retry-After"] = headers["Retry-After"]
     if status == 429:
+        if keep.get("Retry-After", "").isdigit():
+            common["retry_after"] = int(keep["Retry-After"])  # also in the body, for clients that lose headers
         return errors.UpstreamRateLimited(f"{what}: the session-manager refused: too many requests{said}",
                                           headers=keep, **common)
     if status == 404 and upstream_code and op in _DELIVERY_OPS:

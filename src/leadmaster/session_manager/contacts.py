@@ -21,6 +21,7 @@ from leadmaster.contract.status import SessionStatus
 from leadmaster.session_manager import errors
 from leadmaster.session_manager.engines.base import EngineError, EngineNotReady
 from leadmaster.session_manager.parsing import parse_to
+from leadmaster.session_manager.store import create_schema
 
 if TYPE_CHECKING:
     from leadmaster.session_manager.service import SessionService
@@ -74,7 +75,7 @@ class ContactChecker:
         self.per_hour = service.settings.contact_checks_per_hour
         self.clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
-        metadata.create_all(self.engine)
+        create_schema(self.engine, metadata)  # under the cluster's schema lock on PostgreSQL
 
     async def check(self, instance_id: str, data: dict[str, Any]) -> dict[str, Any]:
         phones = parse_phones(data)

@@ -18,21 +18,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from leadmaster.common.logs import log
 from leadmaster.contract.status import MessageStatus
-from leadmaster.session_manager.store import Store
+from leadmaster.session_manager.store import Store, create_schema
 
 logger = logging.getLogger("leadmaster.session_manager.messages")
 
 LATE_RECEIPT_SECONDS = 60.0
+# Receipts are written in batches this often: a handful of statements per batch instead of one per receipt
+# keeps the writer (and the sends it also commits) fast; a status is at most this much later to read.
+RECEIPT_FLUSH_SECONDS = 0.02
 _LATE_MAX = 100_000  # receipts held for rows not yet queued; beyond this the oldest are dropped
 _RECENT_MAX = 100_000  # message IDs this process queued a SENT row for (their receipts need no holding)
 PURGE_INTERVAL_SECONDS = 3600.0
@@ -52,8 +55,8 @@ messages = sa.Table(
     sa.Column("delivered_at", sa.BigInteger),
     sa.Column("read_at", sa.BigInteger),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    # The only secondary index (each one costs every write of the send path): polling and the purge use it.
     sa.Index("ix_sm_messages_poll", "instance_id", "updated_at"),
-    sa.Index("ix_sm_messages_updated", "updated_at"),
 )
 _COLUMNS = ("message_id", "to", "status", "sent_at", "delivered_at", "read_at", "updated_at")
 _TIMES = ("sent_at", "delivered_at", "read_at", "updated_at")
@@ -78,9 +81,32 @@ def parse_since(value: str) -> int:
     return to_us(datetime.fromisoformat(value.strip()))
 
 
-def _where(*statuses: str) -> Any:
-    m = messages.c
-    return sa.and_(m.instance_id == sa.bindparam("i"), m.message_id == sa.bindparam("m"), m.status.in_(statuses))
+# DO NOTHING on a second SENT for one ID: a keyed retry may re-send under the same WhatsApp ID.
+_INSERT_SQL = (
+    'INSERT INTO sm_messages (instance_id, message_id, "to", status, sent_at, delivered_at, read_at, updated_at) '
+    "VALUES (:instance_id, :message_id, :to, :status, :sent_at, :delivered_at, :read_at, :updated_at) "
+    "ON CONFLICT (instance_id, message_id) DO NOTHING"
+)
+_UPDATE_SQL = {
+    MessageStatus.DELIVERED: (
+        "UPDATE sm_messages SET status = 'DELIVERED', delivered_at = :at_, updated_at = :u "
+        "WHERE instance_id = :i AND message_id = :m AND status = 'SENT'"
+    ),
+    # A read message was delivered, at the latest when it was read (the delivery receipt may be lost).
+    MessageStatus.READ: (
+        "UPDATE sm_messages SET status = 'READ', read_at = :at_, delivered_at = COALESCE(delivered_at, :at_), "
+        "updated_at = :u WHERE instance_id = :i AND message_id = :m AND status IN ('SENT', 'DELIVERED')"
+    ),
+    MessageStatus.FAILED: (
+        "UPDATE sm_messages SET status = 'FAILED', updated_at = :u "
+        "WHERE instance_id = :i AND message_id = :m AND status = 'SENT'"
+    ),
+}
+
+
+def _driver_sql(sql: str, postgres: bool) -> str:
+    """Named parameters in the driver's own style: `:name` (sqlite3) or `%(name)s` (psycopg)."""
+    return re.sub(r"(?<!:):(\w+)", r"%(\1)s", sql) if postgres else sql
 
 
 class MessageLog:
@@ -89,28 +115,20 @@ class MessageLog:
     def __init__(self, store: Store, retention_days: float = 30.0) -> None:
         self.store = store
         self.retention_us = int(retention_days * 86400 * 1_000_000)
-        metadata.create_all(store.engine)
-        dialect = postgresql if store.engine.dialect.name == "postgresql" else sqlite
-        # Built once: the writer merges consecutive writes of the same statement object into one executemany.
-        # DO NOTHING on a second SENT for one ID: a keyed retry may re-send under the same WhatsApp ID.
-        self._insert = dialect.insert(messages).on_conflict_do_nothing(index_elements=["instance_id", "message_id"])
-        m = messages.c
-        at: Any = sa.bindparam("at_")
-        u: Any = sa.bindparam("u")
-        self._updates = {
-            MessageStatus.DELIVERED: messages.update()
-            .where(_where("SENT"))
-            .values(status="DELIVERED", delivered_at=at, updated_at=u),
-            # A read message was delivered, at the latest when it was read (the delivery receipt may be lost).
-            MessageStatus.READ: messages.update()
-            .where(_where("SENT", "DELIVERED"))
-            .values(status="READ", read_at=at, delivered_at=sa.func.coalesce(m.delivered_at, at), updated_at=u),
-            MessageStatus.FAILED: messages.update().where(_where("SENT")).values(status="FAILED", updated_at=u),
-        }
+        create_schema(store.engine, metadata)  # under the cluster's schema lock on PostgreSQL
+        # Driver SQL, built once: the writer merges consecutive writes of the same statement object into one
+        # executemany and runs strings without SQLAlchemy's per-row work (there are two receipts per message).
+        pg = store.engine.dialect.name == "postgresql"
+        self._insert = _driver_sql(_INSERT_SQL, pg)
+        self._updates: dict[MessageStatus, str] = {s: _driver_sql(sql, pg) for s, sql in _UPDATE_SQL.items()}
         self._last_us = 0
         self._late: OrderedDict[_Key, tuple[float, list[tuple[MessageStatus, int]]]] = OrderedDict()
         self._recent: OrderedDict[_Key, None] = OrderedDict()
         self._purge_task: asyncio.Task[None] | None = None
+        self._receipts: list[tuple[MessageStatus, str, str, int]] = []
+        self._sent: list[dict[str, Any]] = []
+        self._sent_done: asyncio.Future[None] | None = None
+        self._flush_handle: asyncio.TimerHandle | None = None
 
     def _tick(self) -> int:
         """Strictly increasing microseconds: each queued change gets a distinct, ordered `updated_at`."""
@@ -121,7 +139,6 @@ class MessageLog:
 
     async def record_sent(self, instance_id: str, message_id: str, to: str, sent_at: datetime) -> None:
         """Durably note a message WhatsApp accepted (SENT), then any receipt that came in ahead of it."""
-        key = (instance_id, message_id)
         row = {
             "instance_id": instance_id,
             "message_id": message_id,
@@ -130,35 +147,69 @@ class MessageLog:
             "sent_at": to_us(sent_at),
             "delivered_at": None,
             "read_at": None,
-            "updated_at": self._tick(),
         }
-        writes: list[tuple[Any, dict[str, Any]]] = [(self._insert, row)]
-        held = self._late.pop(key, None)
-        for status, at_us in held[1] if held else ():
-            params = {"i": instance_id, "m": message_id, "at_": at_us, "u": self._tick()}
-            writes.append((self._updates[status], params))
-        self._recent[key] = None
-        if len(self._recent) > _RECENT_MAX:
-            self._recent.popitem(last=False)
+        # The sends that finish in one turn of the event loop share one queue item (one executemany).
+        self._sent.append(row)
+        if self._sent_done is None:
+            self._sent_done = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(self._flush_sent)
         try:
-            await self.store.writer.submit(*writes)
+            await asyncio.shield(self._sent_done)
         except Exception:
             # The message is out: its sender gets its 200 even if the status row could not be written.
             logger.exception("message status row not written", extra={"fields": {"instance_id": instance_id}})
 
+    def _flush_sent(self) -> None:
+        rows, self._sent = self._sent, []
+        done, self._sent_done = self._sent_done, None
+        writes: list[tuple[Any, dict[str, Any]]] = []
+        late: list[tuple[Any, dict[str, Any]]] = []
+        for row in rows:
+            # Stamped when queued, not when the send returned: queue order must be `updated_at` order.
+            row["updated_at"] = self._tick()
+            writes.append((self._insert, row))
+            key = (row["instance_id"], row["message_id"])
+            held = self._late.pop(key, None)
+            for status, at_us in held[1] if held else ():
+                late.append((self._updates[status], {"i": key[0], "m": key[1], "at_": at_us}))
+            self._recent[key] = None
+            if len(self._recent) > _RECENT_MAX:
+                self._recent.popitem(last=False)
+        for stmt, params in late:
+            writes.append((stmt, {**params, "u": self._tick()}))
+        future = self.store.writer.submit(*writes)
+        assert done is not None
+        future.add_done_callback(lambda f: _settle(done, f))
+
     def apply(self, instance_id: str, message_id: str, status: MessageStatus, at: datetime) -> None:
-        """A receipt from the engine: move the message's status forward (or hold it until its row exists)."""
-        if status is MessageStatus.SENT:
+        """A receipt from the engine: queued, then written with the others of the next few milliseconds."""
+        if status is MessageStatus.SENT or status not in self._updates:
             return  # the SENT row comes from the send itself; a server ack adds nothing
-        stmt = self._updates.get(status)
-        if stmt is None:
-            return
-        at_us, key = to_us(at), (instance_id, message_id)
-        params = {"i": instance_id, "m": message_id, "at_": at_us, "u": self._tick()}
-        self.store.writer.submit((stmt, params)).add_done_callback(_log_failure)
-        if key in self._recent:
-            return  # its SENT row is queued ahead of this update: nothing can be early
-        self._hold(key, (status, at_us))
+        self._receipts.append((status, instance_id, message_id, to_us(at)))
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_later(RECEIPT_FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> asyncio.Future[bool] | None:
+        """Queue the receipts collected so far, in the order they came, as one write."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        receipts, self._receipts = self._receipts, []
+        if not receipts:
+            return None
+        if len({(r[1], r[2]) for r in receipts}) == len(receipts):
+            # No message twice: order does not matter, and grouping by status makes one executemany each.
+            receipts.sort(key=lambda r: r[0] is not MessageStatus.DELIVERED)
+        writes = []
+        for status, instance_id, message_id, at_us in receipts:
+            params = {"i": instance_id, "m": message_id, "at_": at_us, "u": self._tick()}
+            writes.append((self._updates[status], params))
+            key = (instance_id, message_id)
+            if key not in self._recent:  # else its SENT row is queued ahead of this update: nothing is early
+                self._hold(key, (status, at_us))
+        future = self.store.writer.submit(*writes)
+        future.add_done_callback(_log_failure)
+        return future
 
     def _hold(self, key: _Key, receipt: tuple[MessageStatus, int]) -> None:
         now = time.monotonic()
@@ -204,9 +255,14 @@ class MessageLog:
     def purge(self, now_us: int | None = None) -> int:
         """Forget messages unchanged for longer than the retention (at least 30 days, CONTRACT §5)."""
         cutoff = (now_us if now_us is not None else time.time_ns() // 1000) - self.retention_us
+        m = messages.c
+        purged = 0
         with self.store.engine.begin() as conn:
-            result = conn.execute(messages.delete().where(messages.c.updated_at < cutoff))
-        return int(result.rowcount or 0)
+            # Instance by instance, so that the delete walks the (instance_id, updated_at) index.
+            for (instance_id,) in conn.execute(sa.select(m.instance_id).distinct()).all():
+                result = conn.execute(messages.delete().where(m.instance_id == instance_id, m.updated_at < cutoff))
+                purged += int(result.rowcount or 0)
+        return purged
 
     def forget_instance(self, instance_id: str) -> None:
         with self.store.engine.begin() as conn:
@@ -220,6 +276,7 @@ class MessageLog:
     def stop(self) -> None:
         if self._purge_task is not None:
             self._purge_task.cancel()
+        self.flush()  # receipts already received are written before the store closes
 
     async def _purge_loop(self) -> None:
         while True:
@@ -237,6 +294,16 @@ def _body(row: Any) -> dict[str, Any]:
     for name in _TIMES:
         values[name] = iso_us(values[name])
     return values
+
+
+def _settle(done: asyncio.Future[None], written: asyncio.Future[bool]) -> None:
+    if done.done():
+        return
+    error = None if written.cancelled() else written.exception()
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
 
 
 def _log_failure(future: asyncio.Future[bool]) -> None:

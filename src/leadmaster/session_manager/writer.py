@@ -53,7 +53,7 @@ class FenceRejected(Exception):
     """A fenced write found that this node no longer holds the instance's lease."""
 
 
-Write = tuple[Any, dict[str, Any]]  # (statement, Returning or Checked, parameters)
+Write = tuple[Any, dict[str, Any]]  # (statement, driver SQL string, Returning or Checked; parameters)
 
 
 @dataclass(slots=True)
@@ -197,6 +197,10 @@ class _Lane:
             # One executemany per run of the same statement: the point of batching.
             if isinstance(stmt, Returning):
                 inserted.setdefault(stmt, set()).update(tuple(r) for r in conn.execute(stmt.stmt, rows))
+            elif isinstance(stmt, str):
+                # Driver SQL (message statuses, two receipts per message): no per-row SQLAlchemy compile work,
+                # which would hold the GIL the event loop needs.
+                conn.exec_driver_sql(stmt, rows)
             else:
                 conn.execute(stmt, rows)
         for job in batch:

@@ -6,7 +6,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   const id = Number(document.body.dataset.clienteId);
   const base = `/api/whatsapp/${id}`;
   // Polling reads are logged by the hub like any call; hidden by default so sends and links stand out.
-  const QUIET_OPERATIONS = new Set(["status", "qr", "account"]);
+  const QUIET_OPERATIONS = new Set(["status", "qr", "account", "message", "messages"]);
   const HINTS = {
     DISCONNECTED: "Not connected. Press Connect to start linking this cliente's WhatsApp account.",
     INIT: "Starting the WhatsApp session…",
@@ -183,6 +183,7 @@ document.addEventListener("DOMContentLoaded", async () => {
           { "Idempotency-Key": idempotencyKey() });
         const d = data.data || {};
         show(out, `✓ ${data.message || "Message sent"} to ${d.to || d.jid} · id ${d.message_id}`, false);
+        window.LM.delivery.track(d);
       } catch (err) {
         explain(out, "✗ Not sent: ", err);
       }

@@ -92,6 +92,7 @@ window.LM = (() => {
     CONFLICT: "That already exists",
     NOT_SUPPORTED: "Not supported by this setup",
     NETWORK_ERROR: "Could not reach the hub",
+    RATE_LIMITED: "Too many requests: wait and try again",
   };
   // The session-manager's own code, kept by the hub as upstream_code, is more precise when present.
   const UPSTREAM_HEADLINES = {
@@ -100,6 +101,8 @@ window.LM = (() => {
     ALREADY_PAIRED: "This cliente's WhatsApp is already linked",
     NO_QR_TO_SCAN: "There is no QR code to scan right now",
     SEND_FAILED: "WhatsApp did not accept the message",
+    INVALID_PHONES: "Not a list of 1 to 50 phone numbers (7 to 15 digits each, optionally with a leading +)",
+    MESSAGE_NOT_FOUND: "No such message was sent from this WhatsApp (or it is older than 30 days)",
   };
 
   function headline(err) {
