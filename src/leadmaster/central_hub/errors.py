@@ -7,6 +7,7 @@
     ├── Forbidden                     403 FORBIDDEN
     ├── NotFound                      404 NOT_FOUND
     ├── Conflict                      409 CONFLICT
+    ├── TooManyAttempts               429 TOO_MANY_ATTEMPTS    (login limit; Retry-After)
     ├── NotSupported                  501 NOT_SUPPORTED        (not in SESSION_MANAGER_API=single-admin)
     └── UpstreamError                 502 (abstract: the session-manager call failed; CONTRACT §3.4)
         ├── UpstreamValidationError   400 VALIDATION_ERROR     (upstream 400; upstream_code kept)
@@ -25,6 +26,7 @@ from fastapi.responses import Response
 
 from leadmaster.common.asgi import json_response
 from leadmaster.common.logs import request_id_var
+from leadmaster.contract.codes import ErrorCode
 from leadmaster.contract.errors import ContractError, error_body
 
 
@@ -36,40 +38,47 @@ class HubError(ContractError):
 
 
 class ValidationFailed(HubError):
-    status, code = 400, "VALIDATION_ERROR"
+    status, code = 400, ErrorCode.VALIDATION_ERROR
 
 
 class Unauthorized(HubError):
-    status, code = 401, "UNAUTHORIZED"
+    status, code = 401, ErrorCode.UNAUTHORIZED
 
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"}, **extra)
 
 
 class InvalidCredentials(Unauthorized):
-    code = "INVALID_CREDENTIALS"
+    code = ErrorCode.INVALID_CREDENTIALS
 
 
 class Forbidden(HubError):
-    status, code = 403, "FORBIDDEN"
+    status, code = 403, ErrorCode.FORBIDDEN
 
 
 class NotFound(HubError):
-    status, code = 404, "NOT_FOUND"
+    status, code = 404, ErrorCode.NOT_FOUND
 
 
 class Conflict(HubError):
-    status, code = 409, "CONFLICT"
+    status, code = 409, ErrorCode.CONFLICT
+
+
+class TooManyAttempts(HubError):
+    status, code = 429, ErrorCode.TOO_MANY_ATTEMPTS
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)}, retry_after=retry_after)
 
 
 class NotSupported(HubError):
-    status, code = 501, "NOT_SUPPORTED"
+    status, code = 501, ErrorCode.NOT_SUPPORTED
 
 
 class UpstreamError(HubError):
     """A session-manager call failed; `upstream_status` is always in the body (null when no answer)."""
 
-    status, code = 502, "SESSION_MANAGER_BAD_RESPONSE"
+    status, code = 502, ErrorCode.SESSION_MANAGER_BAD_RESPONSE
 
     def __init__(self, message: str, *, upstream_status: int | None, **extra: Any) -> None:
         super().__init__(message, upstream_status=upstream_status, **extra)
@@ -77,31 +86,31 @@ class UpstreamError(HubError):
 
 
 class UpstreamValidationError(UpstreamError):
-    status, code = 400, "VALIDATION_ERROR"
+    status, code = 400, ErrorCode.VALIDATION_ERROR
 
 
 class ServiceUnavailable(UpstreamError):
-    status, code = 503, "SERVICE_UNAVAILABLE"
+    status, code = 503, ErrorCode.SERVICE_UNAVAILABLE
 
 
 class WhatsAppError(UpstreamError):
-    status, code = 502, "WHATSAPP_ERROR"
+    status, code = 502, ErrorCode.WHATSAPP_ERROR
 
 
 class SessionManagerAuthFailed(UpstreamError):
-    status, code = 502, "SESSION_MANAGER_AUTH_FAILED"
+    status, code = 502, ErrorCode.SESSION_MANAGER_AUTH_FAILED
 
 
 class SessionManagerBadResponse(UpstreamError):
-    status, code = 502, "SESSION_MANAGER_BAD_RESPONSE"
+    status, code = 502, ErrorCode.SESSION_MANAGER_BAD_RESPONSE
 
 
 class SessionManagerTimeout(UpstreamError):
-    status, code = 504, "SESSION_MANAGER_TIMEOUT"
+    status, code = 504, ErrorCode.SESSION_MANAGER_TIMEOUT
 
 
 class SessionManagerUnreachable(UpstreamError):
-    status, code = 503, "SESSION_MANAGER_UNREACHABLE"
+    status, code = 503, ErrorCode.SESSION_MANAGER_UNREACHABLE
 
 
 def error_response(exc: HubError, request_id: str | None) -> Response:
@@ -125,30 +134,31 @@ def doc_response(description: str, code: str, **extra: Any) -> dict[str, Any]:
 
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: doc_response("VALIDATION_ERROR: the request is malformed", "VALIDATION_ERROR"),
-    401: doc_response("UNAUTHORIZED: no or bad token / API key", "UNAUTHORIZED"),
-    403: doc_response("FORBIDDEN: the caller may not act on this resource", "FORBIDDEN"),
-    404: doc_response("NOT_FOUND: unknown cliente (or resource)", "NOT_FOUND"),
+    400: doc_response("VALIDATION_ERROR: the request is malformed", ErrorCode.VALIDATION_ERROR),
+    401: doc_response("UNAUTHORIZED: no or bad token / API key", ErrorCode.UNAUTHORIZED),
+    403: doc_response("FORBIDDEN: the caller may not act on this resource", ErrorCode.FORBIDDEN),
+    404: doc_response("NOT_FOUND: unknown cliente (or resource)", ErrorCode.NOT_FOUND),
 }
 UPSTREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     **AUTH_RESPONSES,
     400: doc_response(
         "VALIDATION_ERROR: the hub's own check, or the session-manager's 400 "
         "(`upstream_code` keeps its code)",
-        "VALIDATION_ERROR", upstream_status=400, upstream_code="INVALID_TO",
+        ErrorCode.VALIDATION_ERROR, upstream_status=400, upstream_code=ErrorCode.INVALID_TO,
     ),
-    501: doc_response("NOT_SUPPORTED: not available with SESSION_MANAGER_API=single-admin", "NOT_SUPPORTED"),
+    501: doc_response("NOT_SUPPORTED: not available with SESSION_MANAGER_API=single-admin", ErrorCode.NOT_SUPPORTED),
     502: doc_response(
         "WHATSAPP_ERROR (upstream 5xx), SESSION_MANAGER_AUTH_FAILED (upstream 401/403), "
         "SESSION_MANAGER_BAD_RESPONSE (any other status, or an unexpected body)",
-        "WHATSAPP_ERROR", upstream_status=500, upstream_code="SEND_FAILED",
+        ErrorCode.WHATSAPP_ERROR, upstream_status=500, upstream_code=ErrorCode.SEND_FAILED,
     ),
     503: doc_response(
         "SERVICE_UNAVAILABLE (upstream 409/503: session not ready; Retry-After and `status` kept), or "
         "SESSION_MANAGER_UNREACHABLE (connection refused, DNS failure, reset before a response)",
-        "SERVICE_UNAVAILABLE", upstream_status=503, upstream_code="SESSION_NOT_READY", status="QR_REQUIRED",
+        ErrorCode.SERVICE_UNAVAILABLE, upstream_status=503, upstream_code=ErrorCode.SESSION_NOT_READY,
+        status="QR_REQUIRED",
     ),
     504: doc_response(
-        "SESSION_MANAGER_TIMEOUT: connect or read timeout", "SESSION_MANAGER_TIMEOUT", upstream_status=None
+        "SESSION_MANAGER_TIMEOUT: connect or read timeout", ErrorCode.SESSION_MANAGER_TIMEOUT, upstream_status=None
     ),
 }

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from leadmaster import __version__
 from leadmaster.common.asgi import RequestContextMiddleware, install_json_errors, json_response
+from leadmaster.contract.codes import ErrorCode
 from leadmaster.session_manager.api.fast_send import FastSend
 from leadmaster.session_manager.api.routes import meta, sandbox, sessions
 from leadmaster.session_manager.config import Settings
@@ -60,7 +61,7 @@ def create_app(
         return json_response(exc.status, exc.body(), exc.headers)
 
     app.add_exception_handler(ServiceError, service_error)
-    install_json_errors(app, "BAD_REQUEST")
+    install_json_errors(app, ErrorCode.BAD_REQUEST)
     # Route matching is linear: the canonical routes (the hub's send path) are tried first.
     app.include_router(sessions.instances)
     app.include_router(meta.router)

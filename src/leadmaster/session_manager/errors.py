@@ -11,8 +11,11 @@
     │   ├── InvalidIdempotencyKey  INVALID_IDEMPOTENCY_KEY
     │   ├── IdempotencyKeyReused   IDEMPOTENCY_KEY_REUSED
     │   ├── AlreadyPaired          ALREADY_PAIRED
-    │   └── InvalidFault           INVALID_FAULT
+    │   ├── InvalidFault           INVALID_FAULT
+    │   └── InvalidPhones          INVALID_PHONES      (number check: 1-50 phone numbers)
     ├── QrNotAvailable (404)       QR_NOT_AVAILABLE
+    ├── MessageNotFound (404)      MESSAGE_NOT_FOUND   (no status for that message ID on that instance)
+    ├── RateLimited (429)          RATE_LIMITED        (number-check lookups per hour; + Retry-After)
     ├── NoQrToScan (409)           NO_QR_TO_SCAN
     ├── SessionNotReady (503)      SESSION_NOT_READY   (+ status, Retry-After)
     ├── SendFailedError (500)      SEND_FAILED
@@ -23,6 +26,7 @@
 shared ASGI plumbing in `leadmaster.common.asgi`.
 """
 
+from leadmaster.contract.codes import ErrorCode
 from leadmaster.contract.errors import ContractError
 
 
@@ -32,77 +36,91 @@ class ServiceError(ContractError):
 
 class BadRequest(ServiceError):
     status = 400
-    code = "BAD_REQUEST"
+    code = ErrorCode.BAD_REQUEST
 
 
 class InvalidJson(BadRequest):
-    code = "INVALID_JSON"
+    code = ErrorCode.INVALID_JSON
 
 
 class InvalidClienteId(BadRequest):
-    code = "INVALID_CLIENTE_ID"
+    code = ErrorCode.INVALID_CLIENTE_ID
 
 
 class InvalidTo(BadRequest):
-    code = "INVALID_TO"
+    code = ErrorCode.INVALID_TO
 
 
 class InvalidMessage(BadRequest):
-    code = "INVALID_MESSAGE"
+    code = ErrorCode.INVALID_MESSAGE
 
 
 class InvalidInstanceId(BadRequest):
-    code = "INVALID_INSTANCE_ID"
+    code = ErrorCode.INVALID_INSTANCE_ID
 
 
 class InvalidPhone(BadRequest):
-    code = "INVALID_PHONE"
+    code = ErrorCode.INVALID_PHONE
 
 
 class InvalidIdempotencyKey(BadRequest):
-    code = "INVALID_IDEMPOTENCY_KEY"
+    code = ErrorCode.INVALID_IDEMPOTENCY_KEY
 
 
 class IdempotencyKeyReused(BadRequest):
-    code = "IDEMPOTENCY_KEY_REUSED"
+    code = ErrorCode.IDEMPOTENCY_KEY_REUSED
 
 
 class AlreadyPaired(BadRequest):
-    code = "ALREADY_PAIRED"
+    code = ErrorCode.ALREADY_PAIRED
 
 
 class InvalidFault(BadRequest):
-    code = "INVALID_FAULT"
+    code = ErrorCode.INVALID_FAULT
+
+
+class InvalidPhones(BadRequest):
+    code = ErrorCode.INVALID_PHONES
+
+
+class MessageNotFound(ServiceError):
+    status = 404
+    code = ErrorCode.MESSAGE_NOT_FOUND
+
+
+class RateLimited(ServiceError):
+    status = 429
+    code = ErrorCode.RATE_LIMITED
 
 
 class QrNotAvailable(ServiceError):
     status = 404
-    code = "QR_NOT_AVAILABLE"
+    code = ErrorCode.QR_NOT_AVAILABLE
 
 
 class NoQrToScan(ServiceError):
     status = 409
-    code = "NO_QR_TO_SCAN"
+    code = ErrorCode.NO_QR_TO_SCAN
 
 
 class SessionNotReady(ServiceError):
     status = 503
-    code = "SESSION_NOT_READY"
+    code = ErrorCode.SESSION_NOT_READY
 
 
 class SendFailedError(ServiceError):
     status = 500
-    code = "SEND_FAILED"
+    code = ErrorCode.SEND_FAILED
 
 
 class SendOutcomeUnknownError(ServiceError):
     status = 500
-    code = "SEND_OUTCOME_UNKNOWN"
+    code = ErrorCode.SEND_OUTCOME_UNKNOWN
 
 
 class PairCodeFailed(ServiceError):
     status = 500
-    code = "PAIR_CODE_FAILED"
+    code = ErrorCode.PAIR_CODE_FAILED
 
 
 ALL_ERRORS: tuple[type[ServiceError], ...] = (
@@ -123,4 +141,7 @@ ALL_ERRORS: tuple[type[ServiceError], ...] = (
     SendFailedError,
     SendOutcomeUnknownError,
     PairCodeFailed,
+    InvalidPhones,
+    MessageNotFound,
+    RateLimited,
 )
