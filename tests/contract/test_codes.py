@@ -17,6 +17,8 @@ from leadmaster.common.asgi import RequestContextMiddleware, install_json_errors
 from leadmaster.contract.codes import ErrorCode
 from leadmaster.contract.errors import ContractError
 from leadmaster.session_manager import errors as sm_errors
+from leadmaster.session_manager.engines import base as engine_base
+from leadmaster.session_manager.engines import sandbox as sandbox_engine
 
 CONTRACT = {
     "§2.1 sandbox": ["NO_QR_TO_SCAN"],
@@ -102,3 +104,13 @@ async def test_every_error_code_has_an_error_class_or_plumbing() -> None:
 def test_error_classes_take_their_code_from_the_enum(cls: type[ContractError]) -> None:
     own = cls.__dict__.get("code", ErrorCode.INTERNAL_ERROR)
     assert type(own) is ErrorCode, f"{cls.__name__}.code = {own!r}: use ErrorCode.{own}, not a string literal"
+
+
+def test_service_errors_end_in_error_and_engine_exceptions_do_not() -> None:
+    """One naming rule across the layers: `SendFailed` is the engine's, `SendFailedError` the HTTP answer."""
+    assert [c.__name__ for c in SERVICE_ERRORS if not c.__name__.endswith("Error")] == []
+    engine = _subclasses(engine_base.EngineError) + [
+        c for c in vars(sandbox_engine).values()
+        if isinstance(c, type) and issubclass(c, Exception) and c.__module__ == sandbox_engine.__name__]
+    assert engine, "no engine exceptions found"
+    assert [c.__name__ for c in engine if c.__name__.endswith("Error")] == []

@@ -1,22 +1,25 @@
 """Every error the hub answers with, as one hierarchy; one handler renders any of them as JSON.
 
-    HubError                          500 INTERNAL_ERROR
-    ├── ValidationFailed              400 VALIDATION_ERROR     (the hub's own checks, before any call)
-    ├── Unauthorized                  401 UNAUTHORIZED
-    │   └── InvalidCredentials        401 INVALID_CREDENTIALS
-    ├── Forbidden                     403 FORBIDDEN
-    ├── NotFound                      404 NOT_FOUND
-    ├── Conflict                      409 CONFLICT
-    ├── TooManyAttempts               429 TOO_MANY_ATTEMPTS    (login limit; Retry-After)
-    ├── NotSupported                  501 NOT_SUPPORTED        (not in SESSION_MANAGER_API=single-admin)
-    └── UpstreamError                 502 (abstract: the session-manager call failed; CONTRACT §3.4)
-        ├── UpstreamValidationError   400 VALIDATION_ERROR     (upstream 400; upstream_code kept)
-        ├── ServiceUnavailable        503 SERVICE_UNAVAILABLE  (upstream 409/503; Retry-After and status kept)
-        ├── WhatsAppError             502 WHATSAPP_ERROR       (upstream 500 or any other 5xx)
-        ├── SessionManagerAuthFailed  502 SESSION_MANAGER_AUTH_FAILED  (upstream 401/403)
-        ├── SessionManagerBadResponse 502 SESSION_MANAGER_BAD_RESPONSE (other status, or unexpected body)
-        ├── SessionManagerTimeout     504 SESSION_MANAGER_TIMEOUT      (connect or read timeout)
-        └── SessionManagerUnreachable 503 SESSION_MANAGER_UNREACHABLE  (refused, DNS, reset before a response)
+    HubError                               500 INTERNAL_ERROR
+    ├── ValidationFailedError              400 VALIDATION_ERROR     (the hub's own checks, before any call)
+    ├── UnauthorizedError                  401 UNAUTHORIZED
+    │   └── InvalidCredentialsError        401 INVALID_CREDENTIALS
+    ├── ForbiddenError                     403 FORBIDDEN
+    ├── NotFoundError                      404 NOT_FOUND
+    ├── ConflictError                      409 CONFLICT
+    ├── TooManyAttemptsError               429 TOO_MANY_ATTEMPTS    (login limit; Retry-After)
+    ├── NotSupportedError                  501 NOT_SUPPORTED        (not in SESSION_MANAGER_API=single-admin)
+    └── UpstreamError                      502 (abstract: the session-manager call failed; CONTRACT §3.4)
+        ├── UpstreamValidationError        400 VALIDATION_ERROR     (upstream 400; upstream_code kept)
+        ├── ServiceUnavailableError        503 SERVICE_UNAVAILABLE  (upstream 409/503; Retry-After, status kept)
+        ├── WhatsAppError                  502 WHATSAPP_ERROR       (upstream 500 or any other 5xx)
+        ├── SessionManagerAuthFailedError  502 SESSION_MANAGER_AUTH_FAILED  (upstream 401/403)
+        ├── SessionManagerBadResponseError 502 SESSION_MANAGER_BAD_RESPONSE (other status, unexpected body)
+        ├── SessionManagerTimeoutError     504 SESSION_MANAGER_TIMEOUT      (connect or read timeout)
+        └── SessionManagerUnreachableError 503 SESSION_MANAGER_UNREACHABLE  (refused, DNS, reset before answer)
+
+Naming: a class that ends in `Error` is answered over HTTP with its status and code (ErrorCode); the
+session-manager's engine exceptions (engines/base.py) end in nothing.
 """
 
 from typing import Any
@@ -37,41 +40,41 @@ class HubError(ContractError):
         return super().body(**more, request_id=request_id)
 
 
-class ValidationFailed(HubError):
+class ValidationFailedError(HubError):
     status, code = 400, ErrorCode.VALIDATION_ERROR
 
 
-class Unauthorized(HubError):
+class UnauthorizedError(HubError):
     status, code = 401, ErrorCode.UNAUTHORIZED
 
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"}, **extra)
 
 
-class InvalidCredentials(Unauthorized):
+class InvalidCredentialsError(UnauthorizedError):
     code = ErrorCode.INVALID_CREDENTIALS
 
 
-class Forbidden(HubError):
+class ForbiddenError(HubError):
     status, code = 403, ErrorCode.FORBIDDEN
 
 
-class NotFound(HubError):
+class NotFoundError(HubError):
     status, code = 404, ErrorCode.NOT_FOUND
 
 
-class Conflict(HubError):
+class ConflictError(HubError):
     status, code = 409, ErrorCode.CONFLICT
 
 
-class TooManyAttempts(HubError):
+class TooManyAttemptsError(HubError):
     status, code = 429, ErrorCode.TOO_MANY_ATTEMPTS
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after)}, retry_after=retry_after)
 
 
-class NotSupported(HubError):
+class NotSupportedError(HubError):
     status, code = 501, ErrorCode.NOT_SUPPORTED
 
 
@@ -89,7 +92,7 @@ class UpstreamValidationError(UpstreamError):
     status, code = 400, ErrorCode.VALIDATION_ERROR
 
 
-class ServiceUnavailable(UpstreamError):
+class ServiceUnavailableError(UpstreamError):
     status, code = 503, ErrorCode.SERVICE_UNAVAILABLE
 
 
@@ -97,19 +100,19 @@ class WhatsAppError(UpstreamError):
     status, code = 502, ErrorCode.WHATSAPP_ERROR
 
 
-class SessionManagerAuthFailed(UpstreamError):
+class SessionManagerAuthFailedError(UpstreamError):
     status, code = 502, ErrorCode.SESSION_MANAGER_AUTH_FAILED
 
 
-class SessionManagerBadResponse(UpstreamError):
+class SessionManagerBadResponseError(UpstreamError):
     status, code = 502, ErrorCode.SESSION_MANAGER_BAD_RESPONSE
 
 
-class SessionManagerTimeout(UpstreamError):
+class SessionManagerTimeoutError(UpstreamError):
     status, code = 504, ErrorCode.SESSION_MANAGER_TIMEOUT
 
 
-class SessionManagerUnreachable(UpstreamError):
+class SessionManagerUnreachableError(UpstreamError):
     status, code = 503, ErrorCode.SESSION_MANAGER_UNREACHABLE
 
 

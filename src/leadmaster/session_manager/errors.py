@@ -1,29 +1,33 @@
 """Every error the session-manager answers with (CONTRACT §2.5), one class per code.
 
     ServiceError (500 INTERNAL_ERROR)
-    ├── BadRequest (400)
-    │   ├── InvalidJson            INVALID_JSON
-    │   ├── InvalidClienteId       INVALID_CLIENTE_ID
-    │   ├── InvalidTo              INVALID_TO
-    │   ├── InvalidMessage         INVALID_MESSAGE
-    │   ├── InvalidInstanceId      INVALID_INSTANCE_ID
-    │   ├── InvalidPhone           INVALID_PHONE
-    │   ├── InvalidIdempotencyKey  INVALID_IDEMPOTENCY_KEY
-    │   ├── IdempotencyKeyReused   IDEMPOTENCY_KEY_REUSED
-    │   ├── AlreadyPaired          ALREADY_PAIRED
-    │   ├── InvalidFault           INVALID_FAULT
-    │   └── InvalidPhones          INVALID_PHONES      (number check: 1-50 phone numbers)
-    ├── QrNotAvailable (404)       QR_NOT_AVAILABLE
-    ├── MessageNotFound (404)      MESSAGE_NOT_FOUND   (no status for that message ID on that instance)
-    ├── RateLimited (429)          RATE_LIMITED        (number-check lookups per hour; + Retry-After)
-    ├── NoQrToScan (409)           NO_QR_TO_SCAN
-    ├── SessionNotReady (503)      SESSION_NOT_READY   (+ status, Retry-After)
-    ├── SendFailedError (500)      SEND_FAILED
-    ├── SendOutcomeUnknownError (500) SEND_OUTCOME_UNKNOWN (maybe delivered: not sent again under its key)
-    └── PairCodeFailed (500)       PAIR_CODE_FAILED    (WhatsApp refused the pairing-code request)
+    ├── BadRequestError (400)          BAD_REQUEST
+    │   ├── InvalidJsonError           INVALID_JSON
+    │   ├── InvalidClienteIdError      INVALID_CLIENTE_ID
+    │   ├── InvalidToError             INVALID_TO
+    │   ├── InvalidMessageError        INVALID_MESSAGE
+    │   ├── InvalidInstanceIdError     INVALID_INSTANCE_ID
+    │   ├── InvalidPhoneError          INVALID_PHONE
+    │   ├── InvalidIdempotencyKeyError INVALID_IDEMPOTENCY_KEY
+    │   ├── IdempotencyKeyReusedError  IDEMPOTENCY_KEY_REUSED
+    │   ├── AlreadyPairedError         ALREADY_PAIRED
+    │   ├── InvalidFaultError          INVALID_FAULT
+    │   └── InvalidPhonesError         INVALID_PHONES       (number check: 1-50 phone numbers)
+    ├── QrNotAvailableError (404)      QR_NOT_AVAILABLE
+    ├── MessageNotFoundError (404)     MESSAGE_NOT_FOUND    (no status for that message ID on that instance)
+    ├── RateLimitedError (429)         RATE_LIMITED         (number-check lookups per hour; + Retry-After)
+    ├── NoQrToScanError (409)          NO_QR_TO_SCAN
+    ├── SessionNotReadyError (503)     SESSION_NOT_READY    (+ status, Retry-After)
+    ├── SendFailedError (500)          SEND_FAILED
+    ├── SendOutcomeUnknownError (500)  SEND_OUTCOME_UNKNOWN (maybe delivered: not sent again under its key)
+    └── PairCodeFailedError (500)      PAIR_CODE_FAILED     (WhatsApp refused the pairing-code request)
 
 404 NOT_FOUND, 405 METHOD_NOT_ALLOWED, 413 PAYLOAD_TOO_LARGE and 401 UNAUTHORIZED are produced by the
 shared ASGI plumbing in `leadmaster.common.asgi`.
+
+Naming: these service errors end in `Error` and are answered over HTTP; the engine exceptions they are
+translated from (engines/base.py: SendFailed, SendOutcomeUnknown, EngineNotReady; the sandbox's NoQrToScan)
+end in nothing.
 """
 
 from leadmaster.contract.codes import ErrorCode
@@ -34,76 +38,76 @@ class ServiceError(ContractError):
     """Base of the session-manager's errors (500 INTERNAL_ERROR unless a subclass says otherwise)."""
 
 
-class BadRequest(ServiceError):
+class BadRequestError(ServiceError):
     status = 400
     code = ErrorCode.BAD_REQUEST
 
 
-class InvalidJson(BadRequest):
+class InvalidJsonError(BadRequestError):
     code = ErrorCode.INVALID_JSON
 
 
-class InvalidClienteId(BadRequest):
+class InvalidClienteIdError(BadRequestError):
     code = ErrorCode.INVALID_CLIENTE_ID
 
 
-class InvalidTo(BadRequest):
+class InvalidToError(BadRequestError):
     code = ErrorCode.INVALID_TO
 
 
-class InvalidMessage(BadRequest):
+class InvalidMessageError(BadRequestError):
     code = ErrorCode.INVALID_MESSAGE
 
 
-class InvalidInstanceId(BadRequest):
+class InvalidInstanceIdError(BadRequestError):
     code = ErrorCode.INVALID_INSTANCE_ID
 
 
-class InvalidPhone(BadRequest):
+class InvalidPhoneError(BadRequestError):
     code = ErrorCode.INVALID_PHONE
 
 
-class InvalidIdempotencyKey(BadRequest):
+class InvalidIdempotencyKeyError(BadRequestError):
     code = ErrorCode.INVALID_IDEMPOTENCY_KEY
 
 
-class IdempotencyKeyReused(BadRequest):
+class IdempotencyKeyReusedError(BadRequestError):
     code = ErrorCode.IDEMPOTENCY_KEY_REUSED
 
 
-class AlreadyPaired(BadRequest):
+class AlreadyPairedError(BadRequestError):
     code = ErrorCode.ALREADY_PAIRED
 
 
-class InvalidFault(BadRequest):
+class InvalidFaultError(BadRequestError):
     code = ErrorCode.INVALID_FAULT
 
 
-class InvalidPhones(BadRequest):
+class InvalidPhonesError(BadRequestError):
     code = ErrorCode.INVALID_PHONES
 
 
-class MessageNotFound(ServiceError):
+class MessageNotFoundError(ServiceError):
     status = 404
     code = ErrorCode.MESSAGE_NOT_FOUND
 
 
-class RateLimited(ServiceError):
+class RateLimitedError(ServiceError):
     status = 429
     code = ErrorCode.RATE_LIMITED
 
 
-class QrNotAvailable(ServiceError):
+class QrNotAvailableError(ServiceError):
     status = 404
     code = ErrorCode.QR_NOT_AVAILABLE
 
 
-class NoQrToScan(ServiceError):
+class NoQrToScanError(ServiceError):
     status = 409
     code = ErrorCode.NO_QR_TO_SCAN
 
 
-class SessionNotReady(ServiceError):
+class SessionNotReadyError(ServiceError):
     status = 503
     code = ErrorCode.SESSION_NOT_READY
 
@@ -118,30 +122,30 @@ class SendOutcomeUnknownError(ServiceError):
     code = ErrorCode.SEND_OUTCOME_UNKNOWN
 
 
-class PairCodeFailed(ServiceError):
+class PairCodeFailedError(ServiceError):
     status = 500
     code = ErrorCode.PAIR_CODE_FAILED
 
 
 ALL_ERRORS: tuple[type[ServiceError], ...] = (
     ServiceError,
-    InvalidJson,
-    InvalidClienteId,
-    InvalidTo,
-    InvalidMessage,
-    InvalidInstanceId,
-    InvalidPhone,
-    InvalidIdempotencyKey,
-    IdempotencyKeyReused,
-    AlreadyPaired,
-    InvalidFault,
-    QrNotAvailable,
-    NoQrToScan,
-    SessionNotReady,
+    InvalidJsonError,
+    InvalidClienteIdError,
+    InvalidToError,
+    InvalidMessageError,
+    InvalidInstanceIdError,
+    InvalidPhoneError,
+    InvalidIdempotencyKeyError,
+    IdempotencyKeyReusedError,
+    AlreadyPairedError,
+    InvalidFaultError,
+    QrNotAvailableError,
+    NoQrToScanError,
+    SessionNotReadyError,
     SendFailedError,
     SendOutcomeUnknownError,
-    PairCodeFailed,
-    InvalidPhones,
-    MessageNotFound,
-    RateLimited,
+    PairCodeFailedError,
+    InvalidPhonesError,
+    MessageNotFoundError,
+    RateLimitedError,
 )

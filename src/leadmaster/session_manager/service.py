@@ -175,7 +175,8 @@ class SessionService:
     @staticmethod
     def check_instance_id(instance_id: str) -> str:
         if not is_valid_instance_id(instance_id):
-            raise errors.InvalidInstanceId(f"instance_id {instance_id[:80]!r} is invalid: use 1-64 of A-Z a-z 0-9 _ -.")
+            raise errors.InvalidInstanceIdError(
+                f"instance_id {instance_id[:80]!r} is invalid: use 1-64 of A-Z a-z 0-9 _ -.")
         return instance_id
 
     def status(self, instance_id: str) -> dict[str, Any]:
@@ -206,9 +207,9 @@ class SessionService:
             acc = Account(row.jid, row.phone or "", row.push_name)
         return {"jid": acc.jid, "phone": acc.phone, "push_name": acc.push_name}
 
-    def _not_ready(self, instance_id: str) -> errors.SessionNotReady:
+    def _not_ready(self, instance_id: str) -> errors.SessionNotReadyError:
         status = self.status(instance_id)["status"]
-        return errors.SessionNotReady(
+        return errors.SessionNotReadyError(
             f"WhatsApp session {instance_id!r} is {status}, not READY.",
             headers={"Retry-After": RETRY_AFTER_SECONDS},
             status=status,
@@ -255,7 +256,7 @@ class SessionService:
         data = json_object(body)
         phone = parse_phone(data.get("phone"))
         if phone is None:
-            raise errors.InvalidPhone(
+            raise errors.InvalidPhoneError(
                 f"phone {str(data.get('phone'))[:40]!r} is not a phone number: 7-15 digits, optional +."
             )
         s = self.sessions.get(instance_id)
@@ -263,14 +264,14 @@ class SessionService:
         if status is not SessionStatus.QR_REQUIRED:
             row = self.store.get_instance(instance_id)
             if row is not None and row.paired:
-                raise errors.AlreadyPaired(f"Instance {instance_id!r} is already paired; log out first.")
+                raise errors.AlreadyPairedError(f"Instance {instance_id!r} is already paired; log out first.")
             raise self._not_ready(instance_id)
         try:
             code = await self.engine.pair_code(instance_id, phone)
         except EngineNotReady as exc:
             raise self._not_ready(instance_id) from exc
         except EngineError as exc:
-            raise errors.PairCodeFailed(f"WhatsApp refused the pairing code request: {exc}") from exc
+            raise errors.PairCodeFailedError(f"WhatsApp refused the pairing code request: {exc}") from exc
         return {"code": code}
 
     async def send(self, instance_id: str, body: bytes, idempotency_key: str | None) -> Reply:
@@ -292,7 +293,7 @@ class SessionService:
         if key is None:
             return await self._deliver(instance_id, cliente_id, to, jid, text)
         if not is_valid_idempotency_key(key):
-            raise errors.InvalidIdempotencyKey("Idempotency-Key must be 1-255 printable ASCII characters.")
+            raise errors.InvalidIdempotencyKeyError("Idempotency-Key must be 1-255 printable ASCII characters.")
         body_hash = hashlib.sha256(orjson.dumps([cliente_id, to, text])).hexdigest()
         slot = (instance_id, key)
         while (pending := self._inflight.get(slot)) is not None:
@@ -301,7 +302,7 @@ class SessionService:
         record = self.store.get_idempotency(instance_id, key, self.settings.idempotency_ttl_seconds)
         if record is not None:
             if record.body_hash != body_hash:
-                raise errors.IdempotencyKeyReused(
+                raise errors.IdempotencyKeyReusedError(
                     f"Idempotency-Key {key[:64]!r} was used for a different message on {instance_id!r}."
                 )
             if record.pending:
@@ -321,7 +322,7 @@ class SessionService:
             await self.store.begin_idempotency(instance_id, key, body_hash)
             try:
                 reply = await self._deliver(instance_id, cliente_id, to, jid, text)
-            except (errors.SessionNotReady, errors.SendFailedError):
+            except (errors.SessionNotReadyError, errors.SendFailedError):
                 # Certainly not sent: the key may be used again (CONTRACT §2.5). Any other failure
                 # (outcome unknown, unexpected error, cancellation) keeps the pending mark.
                 await self.store.drop_idempotency(instance_id, key)
@@ -382,9 +383,9 @@ def json_object(body: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise errors.InvalidJson("Request body is not valid JSON.") from None
+        raise errors.InvalidJsonError("Request body is not valid JSON.") from None
     if not isinstance(data, dict):
-        raise errors.InvalidJson(f"Request body must be a JSON object, not {type(data).__name__}.")
+        raise errors.InvalidJsonError(f"Request body must be a JSON object, not {type(data).__name__}.")
     return data
 
 
@@ -393,13 +394,15 @@ def _parse_send(body: bytes) -> tuple[int, str, str, str]:
     data = json_object(body)
     cliente_id = data.get("cliente_id")
     if type(cliente_id) is not int or cliente_id <= 0:
-        raise errors.InvalidClienteId(f"cliente_id must be a positive integer, got {cliente_id!r:.40}.")
+        raise errors.InvalidClienteIdError(f"cliente_id must be a positive integer, got {cliente_id!r:.40}.")
     to = data.get("to")
     jid = parse_to(to)
     if jid is None:
-        raise errors.InvalidTo(f"to {str(to)[:40]!r} is not a phone number (7-15 digits, optional +) or a user JID.")
+        raise errors.InvalidToError(
+            f"to {str(to)[:40]!r} is not a phone number (7-15 digits, optional +) or a user JID.")
     assert isinstance(to, str)
     message = data.get("message")
     if not isinstance(message, str) or not message.strip() or len(message) > MAX_MESSAGE_CHARS:
-        raise errors.InvalidMessage(f"message must be a non-blank string of at most {MAX_MESSAGE_CHARS} characters.")
+        raise errors.InvalidMessageError(
+            f"message must be a non-blank string of at most {MAX_MESSAGE_CHARS} characters.")
     return cliente_id, to, jid, message

@@ -43,12 +43,12 @@ class Authenticator:
         # argon2 costs tens of ms: keep it off the event loop.
         ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
         if user is None or not ok:
-            raise errors.InvalidCredentials("Wrong username or password.")
+            raise errors.InvalidCredentialsError("Wrong username or password.")
         return self.issue_token(user)
 
     async def authenticate(self, authorization: str | None) -> Principal:
         if not authorization or authorization[:7].lower() != "bearer ":
-            raise errors.Unauthorized("Missing credentials: send 'Authorization: Bearer <token or API key>'.")
+            raise errors.UnauthorizedError("Missing credentials: send 'Authorization: Bearer <token or API key>'.")
         credential = authorization[7:].strip()
         if credential.startswith(API_KEY_PREFIX):
             return await self._from_api_key(credential)
@@ -63,9 +63,9 @@ class Authenticator:
                 token, self.secret, algorithms=[_ALGORITHM], options={"require": ["exp", "sub", "role"]}
             )
         except jwt.ExpiredSignatureError:
-            raise errors.Unauthorized("The token has expired: log in again.") from None
+            raise errors.UnauthorizedError("The token has expired: log in again.") from None
         except jwt.PyJWTError:
-            raise errors.Unauthorized("Invalid token.") from None
+            raise errors.UnauthorizedError("Invalid token.") from None
         role: Role = "admin" if claims["role"] == "admin" else "user"
         cid = claims.get("cid")
         principal = Principal("user", int(claims["sub"]), str(claims.get("name")), role,
@@ -82,7 +82,7 @@ class Authenticator:
             return principal
         row = await self.db.run(lambda s: repo.api_key_by_hash(s, digest))
         if row is None:
-            raise errors.Unauthorized("Unknown or revoked API key.")
+            raise errors.UnauthorizedError("Unknown or revoked API key.")
         role: Role = "admin" if row.role == "admin" else "user"
         principal = Principal("api_key", row.id, f"api-key:{row.prefix}", role, row.cliente_id)
         self._keys[digest] = principal

@@ -12,7 +12,7 @@ from leadmaster.session_manager import errors
 from leadmaster.session_manager.api.deps import Target, path_target
 from leadmaster.session_manager.api.schemas import errors as errs
 from leadmaster.session_manager.api.schemas import json_body
-from leadmaster.session_manager.engines.sandbox import NoQrToScanError, SandboxEngine
+from leadmaster.session_manager.engines.sandbox import NoQrToScan, SandboxEngine
 from leadmaster.session_manager.phone import parse_phone
 from leadmaster.session_manager.service import json_object
 
@@ -65,12 +65,12 @@ async def scan(request: Request, on: On) -> Response:
     if data.get("phone") is not None:
         phone = parse_phone(data["phone"])
         if phone is None:
-            raise errors.InvalidPhone("phone must be 7-15 digits, optional leading +.")
+            raise errors.InvalidPhoneError("phone must be 7-15 digits, optional leading +.")
     try:
         _engine(on.svc).scan(on.instance_id, phone)
-    except NoQrToScanError:
+    except NoQrToScan:
         status = on.svc.status(on.instance_id)["status"]
-        raise errors.NoQrToScan(f"No QR to scan: the session is {status}.", status=status) from None
+        raise errors.NoQrToScanError(f"No QR to scan: the session is {status}.", status=status) from None
     return json_response(200, {"success": True, "status": on.svc.status(on.instance_id)["status"]})
 
 
@@ -86,12 +86,12 @@ async def faults(request: Request, on: On) -> Response:
     data = json_object(await request.body())
     unknown = set(data) - set(Faults.model_fields)
     if unknown:
-        raise errors.InvalidFault(f"Unknown fault(s) {sorted(unknown)!r}; known: {sorted(Faults.model_fields)}.")
+        raise errors.InvalidFaultError(f"Unknown fault(s) {sorted(unknown)!r}; known: {sorted(Faults.model_fields)}.")
     for name, value in data.items():
         want_bool = name in ("drop_connection", "logout")
         ok = isinstance(value, bool) if want_bool else type(value) is int and 0 <= value <= 600_000
         if not ok:
             kind = "true/false" if want_bool else "an integer from 0 to 600000"
-            raise errors.InvalidFault(f"Fault {name!r} must be {kind}, got {value!r:.40}.")
+            raise errors.InvalidFaultError(f"Fault {name!r} must be {kind}, got {value!r:.40}.")
     _engine(on.svc).inject(on.instance_id, data)
     return json_response(200, {"success": True})
