@@ -176,7 +176,7 @@ async def test_stale_keepalive_get_is_not_retried(fake: FakeUpstream, client_for
     client = await client_for(fake.url)
     await client.call("status", "a")
     fake.behaviour = fu.reset
-    with pytest.raises(errors.SessionManagerUnreachable):
+    with pytest.raises(errors.SessionManagerUnreachableError):
         await client.call("status", "a")
     assert len(fake.requests) == 2
 

@@ -65,13 +65,13 @@ async def test_the_limit_lifts_when_the_window_passes(hub: HubClient) -> None:
 
     for i in range(10):
         fail(i * 0.5)  # 10 failures between minute 0 and 4.5
-    with pytest.raises(errors.TooManyAttempts) as caught:
+    with pytest.raises(errors.TooManyAttemptsError) as caught:
         fail(5)
     assert caught.value.headers["Retry-After"] == str(10 * 60)  # minute 0's failure leaves at minute 15
-    with pytest.raises(errors.TooManyAttempts):
+    with pytest.raises(errors.TooManyAttemptsError):
         fail(14.9)
     fail(15.01)  # the oldest left the window: one more attempt is allowed, and counts
-    with pytest.raises(errors.TooManyAttempts):
+    with pytest.raises(errors.TooManyAttemptsError):
         fail(15.2)
     # Right now (20 minutes on) most of those have left the window; a success clears the rest.
     r = await hub.http.post("/api/auth/login", json={"username": "eve", "password": "whatever"})

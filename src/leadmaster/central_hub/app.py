@@ -18,6 +18,7 @@ from leadmaster.common.asgi import RequestContextMiddleware, install_json_errors
 from leadmaster.common.docs import install_docs
 from leadmaster.common.logs import request_id_var
 from leadmaster.common.shortcut import Shortcut
+from leadmaster.contract.codes import ErrorCode
 
 VERSION = "0.1.0"
 
@@ -57,7 +58,7 @@ def create_app(
     def request_extra(_: Request) -> dict[str, Any]:
         return {"request_id": request_id_var.get()}
 
-    install_json_errors(app, "VALIDATION_ERROR", request_extra)
+    install_json_errors(app, ErrorCode.VALIDATION_ERROR, request_extra)
     install_error_handler(app)
     # Pure ASGI (not BaseHTTPMiddleware): they sit on every send. Auth is per route, so no api_key here.
     # Added last = outermost: the request context wraps the send shortcut too.

@@ -27,7 +27,7 @@ class ClienteDirectory:
         if 0 < cliente_id <= CLIENTE_ID_MAX:
             rows = await self.db.run(lambda s: repo.clientes(s, only=cliente_id))
         if not rows:
-            raise errors.NotFound(
+            raise errors.NotFoundError(
                 f"No cliente with id {cliente_id}; an admin creates it with POST /api/admin/clientes."
             )
         if self.coherence.may_store(generation):

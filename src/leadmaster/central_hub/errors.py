@@ -1,24 +1,27 @@
 """Every error the hub answers with, as one hierarchy; one handler renders any of them as JSON.
 
-    HubError                          500 INTERNAL_ERROR
-    ├── ValidationFailed              400 VALIDATION_ERROR     (the hub's own checks, before any call)
-    ├── Unauthorized                  401 UNAUTHORIZED
-    │   └── InvalidCredentials        401 INVALID_CREDENTIALS
-    ├── Forbidden                     403 FORBIDDEN
-    ├── NotFound                      404 NOT_FOUND
-    ├── Conflict                      409 CONFLICT
-    ├── TooManyAttempts               429 TOO_MANY_ATTEMPTS    (login limit; Retry-After)
-    ├── NotSupported                  501 NOT_SUPPORTED        (not in SESSION_MANAGER_API=single-admin)
-    └── UpstreamError                 502 (abstract: the session-manager call failed; CONTRACT §3.4)
-        ├── UpstreamValidationError   400 VALIDATION_ERROR     (upstream 400; upstream_code kept)
-        ├── ServiceUnavailable        503 SERVICE_UNAVAILABLE  (upstream 409/503; Retry-After and status kept)
-        ├── UpstreamRateLimited       429 RATE_LIMITED         (upstream 429; Retry-After kept)
-        ├── UpstreamNotFound          404 NOT_FOUND            (upstream 404 with a code on a §5 route)
-        ├── WhatsAppError             502 WHATSAPP_ERROR       (upstream 500 or any other 5xx)
-        ├── SessionManagerAuthFailed  502 SESSION_MANAGER_AUTH_FAILED  (upstream 401/403)
-        ├── SessionManagerBadResponse 502 SESSION_MANAGER_BAD_RESPONSE (other status, or unexpected body)
-        ├── SessionManagerTimeout     504 SESSION_MANAGER_TIMEOUT      (connect or read timeout)
-        └── SessionManagerUnreachable 503 SESSION_MANAGER_UNREACHABLE  (refused, DNS, reset before a response)
+    HubError                               500 INTERNAL_ERROR
+    ├── ValidationFailedError              400 VALIDATION_ERROR     (the hub's own checks, before any call)
+    ├── UnauthorizedError                  401 UNAUTHORIZED
+    │   └── InvalidCredentialsError        401 INVALID_CREDENTIALS
+    ├── ForbiddenError                     403 FORBIDDEN
+    ├── NotFoundError                      404 NOT_FOUND
+    ├── ConflictError                      409 CONFLICT
+    ├── TooManyAttemptsError               429 TOO_MANY_ATTEMPTS    (login limit; Retry-After)
+    ├── NotSupportedError                  501 NOT_SUPPORTED        (not in SESSION_MANAGER_API=single-admin)
+    └── UpstreamError                      502 (abstract: the session-manager call failed; CONTRACT §3.4)
+        ├── UpstreamValidationError        400 VALIDATION_ERROR     (upstream 400; upstream_code kept)
+        ├── ServiceUnavailableError        503 SERVICE_UNAVAILABLE  (upstream 409/503; Retry-After, status kept)
+        ├── UpstreamRateLimitedError       429 RATE_LIMITED         (upstream 429; Retry-After kept)
+        ├── UpstreamNotFoundError          404 NOT_FOUND            (upstream 404 with a code on a §5 route)
+        ├── WhatsAppError                  502 WHATSAPP_ERROR       (upstream 500 or any other 5xx)
+        ├── SessionManagerAuthFailedError  502 SESSION_MANAGER_AUTH_FAILED  (upstream 401/403)
+        ├── SessionManagerBadResponseError 502 SESSION_MANAGER_BAD_RESPONSE (other status, unexpected body)
+        ├── SessionManagerTimeoutError     504 SESSION_MANAGER_TIMEOUT      (connect or read timeout)
+        └── SessionManagerUnreachableError 503 SESSION_MANAGER_UNREACHABLE  (refused, DNS, reset before answer)
+
+Naming: a class that ends in `Error` is answered over HTTP with its status and code (ErrorCode); the
+session-manager's engine exceptions (engines/base.py) end in nothing.
 """
 
 from typing import Any
@@ -28,6 +31,7 @@ from fastapi.responses import Response
 
 from leadmaster.common.asgi import json_response
 from leadmaster.common.logs import request_id_var
+from leadmaster.contract.codes import ErrorCode
 from leadmaster.contract.errors import ContractError, error_body
 
 
@@ -38,48 +42,48 @@ class HubError(ContractError):
         return super().body(**more, request_id=request_id)
 
 
-class ValidationFailed(HubError):
-    status, code = 400, "VALIDATION_ERROR"
+class ValidationFailedError(HubError):
+    status, code = 400, ErrorCode.VALIDATION_ERROR
 
 
-class Unauthorized(HubError):
-    status, code = 401, "UNAUTHORIZED"
+class UnauthorizedError(HubError):
+    status, code = 401, ErrorCode.UNAUTHORIZED
 
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"}, **extra)
 
 
-class InvalidCredentials(Unauthorized):
-    code = "INVALID_CREDENTIALS"
+class InvalidCredentialsError(UnauthorizedError):
+    code = ErrorCode.INVALID_CREDENTIALS
 
 
-class Forbidden(HubError):
-    status, code = 403, "FORBIDDEN"
+class ForbiddenError(HubError):
+    status, code = 403, ErrorCode.FORBIDDEN
 
 
-class NotFound(HubError):
-    status, code = 404, "NOT_FOUND"
+class NotFoundError(HubError):
+    status, code = 404, ErrorCode.NOT_FOUND
 
 
-class Conflict(HubError):
-    status, code = 409, "CONFLICT"
+class ConflictError(HubError):
+    status, code = 409, ErrorCode.CONFLICT
 
 
-class TooManyAttempts(HubError):
-    status, code = 429, "TOO_MANY_ATTEMPTS"
+class TooManyAttemptsError(HubError):
+    status, code = 429, ErrorCode.TOO_MANY_ATTEMPTS
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after)}, retry_after=retry_after)
 
 
-class NotSupported(HubError):
-    status, code = 501, "NOT_SUPPORTED"
+class NotSupportedError(HubError):
+    status, code = 501, ErrorCode.NOT_SUPPORTED
 
 
 class UpstreamError(HubError):
     """A session-manager call failed; `upstream_status` is always in the body (null when no answer)."""
 
-    status, code = 502, "SESSION_MANAGER_BAD_RESPONSE"
+    status, code = 502, ErrorCode.SESSION_MANAGER_BAD_RESPONSE
 
     def __init__(self, message: str, *, upstream_status: int | None, **extra: Any) -> None:
         super().__init__(message, upstream_status=upstream_status, **extra)
@@ -87,39 +91,39 @@ class UpstreamError(HubError):
 
 
 class UpstreamValidationError(UpstreamError):
-    status, code = 400, "VALIDATION_ERROR"
+    status, code = 400, ErrorCode.VALIDATION_ERROR
 
 
-class ServiceUnavailable(UpstreamError):
-    status, code = 503, "SERVICE_UNAVAILABLE"
+class ServiceUnavailableError(UpstreamError):
+    status, code = 503, ErrorCode.SERVICE_UNAVAILABLE
 
 
-class UpstreamRateLimited(UpstreamError):
-    status, code = 429, "RATE_LIMITED"
+class UpstreamRateLimitedError(UpstreamError):
+    status, code = 429, ErrorCode.RATE_LIMITED
 
 
-class UpstreamNotFound(UpstreamError):
-    status, code = 404, "NOT_FOUND"
+class UpstreamNotFoundError(UpstreamError):
+    status, code = 404, ErrorCode.NOT_FOUND
 
 
 class WhatsAppError(UpstreamError):
-    status, code = 502, "WHATSAPP_ERROR"
+    status, code = 502, ErrorCode.WHATSAPP_ERROR
 
 
-class SessionManagerAuthFailed(UpstreamError):
-    status, code = 502, "SESSION_MANAGER_AUTH_FAILED"
+class SessionManagerAuthFailedError(UpstreamError):
+    status, code = 502, ErrorCode.SESSION_MANAGER_AUTH_FAILED
 
 
-class SessionManagerBadResponse(UpstreamError):
-    status, code = 502, "SESSION_MANAGER_BAD_RESPONSE"
+class SessionManagerBadResponseError(UpstreamError):
+    status, code = 502, ErrorCode.SESSION_MANAGER_BAD_RESPONSE
 
 
-class SessionManagerTimeout(UpstreamError):
-    status, code = 504, "SESSION_MANAGER_TIMEOUT"
+class SessionManagerTimeoutError(UpstreamError):
+    status, code = 504, ErrorCode.SESSION_MANAGER_TIMEOUT
 
 
-class SessionManagerUnreachable(UpstreamError):
-    status, code = 503, "SESSION_MANAGER_UNREACHABLE"
+class SessionManagerUnreachableError(UpstreamError):
+    status, code = 503, ErrorCode.SESSION_MANAGER_UNREACHABLE
 
 
 def error_response(exc: HubError, request_id: str | None) -> Response:
@@ -143,34 +147,35 @@ def doc_response(description: str, code: str, **extra: Any) -> dict[str, Any]:
 
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: doc_response("VALIDATION_ERROR: the request is malformed", "VALIDATION_ERROR"),
-    401: doc_response("UNAUTHORIZED: no or bad token / API key", "UNAUTHORIZED"),
-    403: doc_response("FORBIDDEN: the caller may not act on this resource", "FORBIDDEN"),
-    404: doc_response("NOT_FOUND: unknown cliente (or resource)", "NOT_FOUND"),
+    400: doc_response("VALIDATION_ERROR: the request is malformed", ErrorCode.VALIDATION_ERROR),
+    401: doc_response("UNAUTHORIZED: no or bad token / API key", ErrorCode.UNAUTHORIZED),
+    403: doc_response("FORBIDDEN: the caller may not act on this resource", ErrorCode.FORBIDDEN),
+    404: doc_response("NOT_FOUND: unknown cliente (or resource)", ErrorCode.NOT_FOUND),
 }
 UPSTREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     **AUTH_RESPONSES,
     400: doc_response(
         "VALIDATION_ERROR: the hub's own check, or the session-manager's 400 "
         "(`upstream_code` keeps its code)",
-        "VALIDATION_ERROR", upstream_status=400, upstream_code="INVALID_TO",
+        ErrorCode.VALIDATION_ERROR, upstream_status=400, upstream_code=ErrorCode.INVALID_TO,
     ),
     429: doc_response(
         "RATE_LIMITED: the session-manager's limit (number checks per hour); `Retry-After` kept",
-        "RATE_LIMITED", upstream_status=429, upstream_code="RATE_LIMITED",
+        ErrorCode.RATE_LIMITED, upstream_status=429, upstream_code=ErrorCode.RATE_LIMITED,
     ),
-    501: doc_response("NOT_SUPPORTED: not available with SESSION_MANAGER_API=single-admin", "NOT_SUPPORTED"),
+    501: doc_response("NOT_SUPPORTED: not available with SESSION_MANAGER_API=single-admin", ErrorCode.NOT_SUPPORTED),
     502: doc_response(
         "WHATSAPP_ERROR (upstream 5xx), SESSION_MANAGER_AUTH_FAILED (upstream 401/403), "
         "SESSION_MANAGER_BAD_RESPONSE (any other status, or an unexpected body)",
-        "WHATSAPP_ERROR", upstream_status=500, upstream_code="SEND_FAILED",
+        ErrorCode.WHATSAPP_ERROR, upstream_status=500, upstream_code=ErrorCode.SEND_FAILED,
     ),
     503: doc_response(
         "SERVICE_UNAVAILABLE (upstream 409/503: session not ready; Retry-After and `status` kept), or "
         "SESSION_MANAGER_UNREACHABLE (connection refused, DNS failure, reset before a response)",
-        "SERVICE_UNAVAILABLE", upstream_status=503, upstream_code="SESSION_NOT_READY", status="QR_REQUIRED",
+        ErrorCode.SERVICE_UNAVAILABLE, upstream_status=503, upstream_code=ErrorCode.SESSION_NOT_READY,
+        status="QR_REQUIRED",
     ),
     504: doc_response(
-        "SESSION_MANAGER_TIMEOUT: connect or read timeout", "SESSION_MANAGER_TIMEOUT", upstream_status=None
+        "SESSION_MANAGER_TIMEOUT: connect or read timeout", ErrorCode.SESSION_MANAGER_TIMEOUT, upstream_status=None
     ),
 }

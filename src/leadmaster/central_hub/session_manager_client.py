@@ -69,25 +69,25 @@ def map_transport_error(exc: BaseException, what: str, status: int | None = None
     """Translate an aiohttp/OS failure into the hub error of §3.4 (timeouts before connection errors)."""
     if isinstance(exc, (aiohttp.ServerTimeoutError, asyncio.TimeoutError, TimeoutError)):
         kind = "connect" if isinstance(exc, aiohttp.ConnectionTimeoutError) else "read"
-        return errors.SessionManagerTimeout(
+        return errors.SessionManagerTimeoutError(
             f"{what}: the session-manager did not answer in time ({kind} timeout).", upstream_status=status
         )
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return errors.SessionManagerBadResponse(
+        return errors.SessionManagerBadResponseError(
             f"{what}: the session-manager's response body was cut short ({exc}).", upstream_status=status
         )
     if isinstance(exc, aiohttp.ClientResponseError):
-        return errors.SessionManagerBadResponse(
+        return errors.SessionManagerBadResponseError(
             f"{what}: the session-manager did not answer valid HTTP ({exc.message}).", upstream_status=status
         )
     if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
                         ConnectionError, OSError)):
-        return errors.SessionManagerUnreachable(
+        return errors.SessionManagerUnreachableError(
             f"{what}: cannot reach the session-manager ({type(exc).__name__}: {exc}). "
             "Is it running, and is SESSION_MANAGER_BASE_URL right?",
             upstream_status=None,
         )
-    return errors.SessionManagerBadResponse(
+    return errors.SessionManagerBadResponseError(
         f"{what}: unexpected failure talking to the session-manager ({type(exc).__name__}).",
         upstream_status=status,
     )
@@ -113,27 +113,27 @@ def map_error_status(
     if status == 429:
         if keep.get("Retry-After", "").isdigit():
             common["retry_after"] = int(keep["Retry-After"])  # also in the body, for clients that lose headers
-        return errors.UpstreamRateLimited(f"{what}: the session-manager refused: too many requests{said}",
+        return errors.UpstreamRateLimitedError(f"{what}: the session-manager refused: too many requests{said}",
                                           headers=keep, **common)
     if status == 404 and upstream_code and op in _DELIVERY_OPS:
         # A §5 lookup that found nothing (MESSAGE_NOT_FOUND): the caller asked for something that is not there.
-        return errors.UpstreamNotFound(f"{what}: not found{said}", **common)
+        return errors.UpstreamNotFoundError(f"{what}: not found{said}", **common)
     if status in (409, 503):
         session_status = parsed.get("status")
         if isinstance(session_status, str):
             common["status"] = session_status
-        return errors.ServiceUnavailable(
+        return errors.ServiceUnavailableError(
             f"{what}: the WhatsApp session is not ready{said}", headers=keep, **common
         )
     if status in (401, 403):
-        return errors.SessionManagerAuthFailed(
+        return errors.SessionManagerAuthFailedError(
             f"{what}: the session-manager refused the hub's credentials ({status}{said}). "
             "Check SESSION_MANAGER_API_KEY on both services.",
             **common,
         )
     if 500 <= status <= 599:
         return errors.WhatsAppError(f"{what}: the session-manager failed ({status}{said})", **common)
-    return errors.SessionManagerBadResponse(
+    return errors.SessionManagerBadResponseError(
         f"{what}: unexpected answer {status} from the session-manager{said}", **common
     )
 
@@ -183,7 +183,7 @@ def check_success_body(op: Operation, resp: UpstreamResponse, fmt: str | None, w
     if not ok:
         image = op == "qr" and fmt in _IMAGE_TYPES
         expected = f"an image ({_IMAGE_TYPES[fmt or '']})" if image else _EXPECTED.get(op, "JSON")
-        raise errors.SessionManagerBadResponse(
+        raise errors.SessionManagerBadResponseError(
             f"{what}: the session-manager answered {resp.status} with a body that is not {expected} "
             f"(the answer for {op!r}).",
             upstream_status=resp.status,
@@ -254,7 +254,7 @@ class SessionManagerClient:
         """(method, path) of `op` (`sub`: a path segment to append); NotSupported when the API has no such route."""
         if self.api == "single-admin":
             if op not in _SINGLE_ADMIN:
-                raise errors.NotSupported(
+                raise errors.NotSupportedError(
                     f"{op!r} needs the canonical session-manager routes; this hub runs with "
                     "SESSION_MANAGER_API=single-admin. Set SESSION_MANAGER_API=instances."
                 )

@@ -19,6 +19,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadmaster.common.logs import log, request_id_var
+from leadmaster.contract.codes import ErrorCode
 from leadmaster.contract.errors import error_body
 
 MAX_BODY_BYTES = 1 << 20
@@ -119,7 +120,7 @@ class RequestContextMiddleware:
                 await _send_json(
                     send_wrapper,
                     401,
-                    error_body("UNAUTHORIZED", "Missing or wrong API key: send 'Authorization: Bearer <key>'."),
+                    error_body(ErrorCode.UNAUTHORIZED, "Missing or wrong API key: send 'Authorization: Bearer <key>'."),
                     request_id,
                 )
                 status_holder[0] = 401
@@ -144,7 +145,7 @@ class RequestContextMiddleware:
                 await _send_json(
                     send,
                     500,
-                    error_body("INTERNAL_ERROR", "Unexpected server error.", request_id=request_id),
+                    error_body(ErrorCode.INTERNAL_ERROR, "Unexpected server error.", request_id=request_id),
                     request_id,
                 )
                 status_holder[0] = 500
@@ -167,12 +168,12 @@ class RequestContextMiddleware:
 
 
 def _too_large(limit: int) -> dict[str, Any]:
-    return error_body("PAYLOAD_TOO_LARGE", f"Request body is larger than {limit} bytes.")
+    return error_body(ErrorCode.PAYLOAD_TOO_LARGE, f"Request body is larger than {limit} bytes.")
 
 
 def install_json_errors(
     app: FastAPI,
-    validation_code: str,
+    validation_code: ErrorCode,
     extra: Callable[[Request], dict[str, Any]] | None = None,
 ) -> None:
     """Make 404/405/422 and friends JSON error bodies (CONTRACT §1: never an HTML page)."""
@@ -183,10 +184,10 @@ def install_json_errors(
     async def http_exc(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         codes = {
-            404: ("NOT_FOUND", "No such route: {m} {p}."),
-            405: ("METHOD_NOT_ALLOWED", "{m} is not allowed on {p}."),
+            404: (ErrorCode.NOT_FOUND, "No such route: {m} {p}."),
+            405: (ErrorCode.METHOD_NOT_ALLOWED, "{m} is not allowed on {p}."),
         }
-        code, template = codes.get(exc.status_code, ("HTTP_ERROR", str(exc.detail)))
+        code, template = codes.get(exc.status_code, (ErrorCode.HTTP_ERROR, str(exc.detail)))
         msg = template.format(m=request.method, p=request.url.path)
         return json_response(exc.status_code, error_body(code, msg, **_extra(request)), dict(exc.headers or {}))
 

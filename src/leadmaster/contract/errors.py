@@ -2,6 +2,8 @@
 
 from typing import Any, ClassVar
 
+from leadmaster.contract.codes import ErrorCode
+
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"success": False, "code": code, "message": message}
@@ -13,7 +15,7 @@ class ContractError(Exception):
     """Base of both services' error hierarchies: the HTTP status and `code` are class attributes."""
 
     status: ClassVar[int] = 500
-    code: ClassVar[str] = "INTERNAL_ERROR"
+    code: ClassVar[str] = ErrorCode.INTERNAL_ERROR
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(message)

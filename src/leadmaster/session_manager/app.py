@@ -13,6 +13,7 @@ from leadmaster import __version__
 from leadmaster.common.asgi import RequestContextMiddleware, install_json_errors
 from leadmaster.common.docs import install_docs
 from leadmaster.common.shortcut import Shortcut
+from leadmaster.contract.codes import ErrorCode
 from leadmaster.session_manager.api.routes import messages, meta, sandbox, sessions
 from leadmaster.session_manager.api.send import error_response, shortcut_routes
 from leadmaster.session_manager.cluster import node_for
@@ -78,7 +79,7 @@ def create_app(
         return error_response(exc)
 
     app.add_exception_handler(ServiceError, service_error)
-    install_json_errors(app, "BAD_REQUEST")
+    install_json_errors(app, ErrorCode.BAD_REQUEST)
     # Route matching is linear: the canonical routes (the hub's send path) are tried first.
     app.include_router(sessions.instances)
     app.include_router(messages.router)

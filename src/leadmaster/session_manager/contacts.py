@@ -54,12 +54,12 @@ def parse_phones(data: dict[str, Any]) -> list[tuple[str, str]]:
     phones = data.get("phones")
     if not isinstance(phones, list) or not 1 <= len(phones) <= MAX_PHONES:
         got = f"a list of {len(phones)}" if isinstance(phones, list) else repr(phones)[:40]
-        raise errors.InvalidPhones(f"phones must be a list of 1 to {MAX_PHONES} phone numbers, got {got}.")
+        raise errors.InvalidPhonesError(f"phones must be a list of 1 to {MAX_PHONES} phone numbers, got {got}.")
     parsed = []
     for i, given in enumerate(phones):
         jid = parse_to(given)
         if jid is None:
-            raise errors.InvalidPhones(
+            raise errors.InvalidPhonesError(
                 f"phones[{i}] {str(given)[:40]!r} is not a phone number (7-15 digits, optional +) or a user JID."
             )
         assert isinstance(given, str)
@@ -95,7 +95,7 @@ class ContactChecker:
                     await asyncio.to_thread(self._release, reservation)  # WhatsApp was not asked
                     raise self.service._not_ready(instance_id) from exc
                 except EngineError as exc:
-                    raise errors.ContactCheckFailed(f"WhatsApp failed the number lookup: {exc}") from exc
+                    raise errors.ContactCheckFailedError(f"WhatsApp failed the number lookup: {exc}") from exc
                 answers = {d: found.get(d) for d in missing}
                 await asyncio.to_thread(self._remember, instance_id, answers, self.clock())
                 known.update(answers)
@@ -128,7 +128,7 @@ class ContactChecker:
         key: Any = result.inserted_primary_key
         return int(key[0])
 
-    def _limited(self, instance_id: str, n: int, over: int, window: list[Any], now: float) -> errors.RateLimited:
+    def _limited(self, instance_id: str, n: int, over: int, window: list[Any], now: float) -> errors.RateLimitedError:
         wait = WINDOW_SECONDS
         if n <= self.per_hour:
             freed = 0
@@ -138,7 +138,7 @@ class ContactChecker:
                     wait = row.at + WINDOW_SECONDS - now
                     break
         retry_after = max(1, math.ceil(wait))
-        return errors.RateLimited(
+        return errors.RateLimitedError(
             f"Instance {instance_id!r} may look up {self.per_hour} uncached numbers an hour; this request needs "
             f"{n} and {max(0, n - over)} are left. Try again in {retry_after} s.",
             headers={"Retry-After": str(retry_after)},

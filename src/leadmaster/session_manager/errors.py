@@ -1,34 +1,39 @@
 """Every error the session-manager answers with (CONTRACT §2.5), one class per code.
 
     ServiceError (500 INTERNAL_ERROR)
-    ├── BadRequest (400)
-    │   ├── InvalidJson            INVALID_JSON
-    │   ├── InvalidClienteId       INVALID_CLIENTE_ID
-    │   ├── InvalidTo              INVALID_TO
-    │   ├── InvalidMessage         INVALID_MESSAGE
-    │   ├── InvalidInstanceId      INVALID_INSTANCE_ID
-    │   ├── InvalidPhone           INVALID_PHONE
-    │   ├── InvalidIdempotencyKey  INVALID_IDEMPOTENCY_KEY
-    │   ├── IdempotencyKeyReused   IDEMPOTENCY_KEY_REUSED
-    │   ├── AlreadyPaired          ALREADY_PAIRED
-    │   ├── InvalidFault           INVALID_FAULT
-    │   ├── InvalidPhones          INVALID_PHONES      (number check: 1-50 phone numbers)
-    │   ├── InvalidSince           INVALID_SINCE       (message polling: not an ISO 8601 time)
-    │   └── InvalidLimit           INVALID_LIMIT       (message polling: not an integer 1-1000)
-    ├── QrNotAvailable (404)       QR_NOT_AVAILABLE
-    ├── MessageNotFound (404)      MESSAGE_NOT_FOUND   (no status for that message ID on that instance)
-    ├── RateLimited (429)          RATE_LIMITED        (number-check lookups per hour; + Retry-After)
-    ├── NoQrToScan (409)           NO_QR_TO_SCAN
-    ├── SessionNotReady (503)      SESSION_NOT_READY   (+ status, Retry-After)
-    ├── SendFailedError (500)      SEND_FAILED
-    ├── SendOutcomeUnknownError (500) SEND_OUTCOME_UNKNOWN (maybe delivered: not sent again under its key)
-    ├── PairCodeFailed (500)       PAIR_CODE_FAILED    (WhatsApp refused the pairing-code request)
-    └── ContactCheckFailed (500)   CONTACT_CHECK_FAILED (WhatsApp failed the number lookup)
+    ├── BadRequestError (400)          BAD_REQUEST
+    │   ├── InvalidJsonError           INVALID_JSON
+    │   ├── InvalidClienteIdError      INVALID_CLIENTE_ID
+    │   ├── InvalidToError             INVALID_TO
+    │   ├── InvalidMessageError        INVALID_MESSAGE
+    │   ├── InvalidInstanceIdError     INVALID_INSTANCE_ID
+    │   ├── InvalidPhoneError          INVALID_PHONE
+    │   ├── InvalidIdempotencyKeyError INVALID_IDEMPOTENCY_KEY
+    │   ├── IdempotencyKeyReusedError  IDEMPOTENCY_KEY_REUSED
+    │   ├── AlreadyPairedError         ALREADY_PAIRED
+    │   ├── InvalidFaultError          INVALID_FAULT
+    │   ├── InvalidPhonesError         INVALID_PHONES       (number check: 1-50 phone numbers)
+    │   ├── InvalidSinceError          INVALID_SINCE        (message polling: not an ISO 8601 time)
+    │   └── InvalidLimitError          INVALID_LIMIT        (message polling: not an integer 1-1000)
+    ├── QrNotAvailableError (404)      QR_NOT_AVAILABLE
+    ├── MessageNotFoundError (404)     MESSAGE_NOT_FOUND    (no status for that message ID on that instance)
+    ├── RateLimitedError (429)         RATE_LIMITED         (number-check lookups per hour; + Retry-After)
+    ├── NoQrToScanError (409)          NO_QR_TO_SCAN
+    ├── SessionNotReadyError (503)     SESSION_NOT_READY    (+ status, Retry-After)
+    ├── SendFailedError (500)          SEND_FAILED
+    ├── SendOutcomeUnknownError (500)  SEND_OUTCOME_UNKNOWN (maybe delivered: not sent again under its key)
+    ├── PairCodeFailedError (500)      PAIR_CODE_FAILED     (WhatsApp refused the pairing-code request)
+    └── ContactCheckFailedError (500)  CONTACT_CHECK_FAILED (WhatsApp failed the number lookup)
 
 404 NOT_FOUND, 405 METHOD_NOT_ALLOWED, 413 PAYLOAD_TOO_LARGE and 401 UNAUTHORIZED are produced by the
 shared ASGI plumbing in `leadmaster.common.asgi`.
+
+Naming: these service errors end in `Error` and are answered over HTTP; the engine exceptions they are
+translated from (engines/base.py: SendFailed, SendOutcomeUnknown, EngineNotReady; the sandbox's NoQrToScan)
+end in nothing.
 """
 
+from leadmaster.contract.codes import ErrorCode
 from leadmaster.contract.errors import ContractError
 
 
@@ -36,130 +41,130 @@ class ServiceError(ContractError):
     """Base of the session-manager's errors (500 INTERNAL_ERROR unless a subclass says otherwise)."""
 
 
-class BadRequest(ServiceError):
+class BadRequestError(ServiceError):
     status = 400
-    code = "BAD_REQUEST"
+    code = ErrorCode.BAD_REQUEST
 
 
-class InvalidJson(BadRequest):
-    code = "INVALID_JSON"
+class InvalidJsonError(BadRequestError):
+    code = ErrorCode.INVALID_JSON
 
 
-class InvalidClienteId(BadRequest):
-    code = "INVALID_CLIENTE_ID"
+class InvalidClienteIdError(BadRequestError):
+    code = ErrorCode.INVALID_CLIENTE_ID
 
 
-class InvalidTo(BadRequest):
-    code = "INVALID_TO"
+class InvalidToError(BadRequestError):
+    code = ErrorCode.INVALID_TO
 
 
-class InvalidMessage(BadRequest):
-    code = "INVALID_MESSAGE"
+class InvalidMessageError(BadRequestError):
+    code = ErrorCode.INVALID_MESSAGE
 
 
-class InvalidInstanceId(BadRequest):
-    code = "INVALID_INSTANCE_ID"
+class InvalidInstanceIdError(BadRequestError):
+    code = ErrorCode.INVALID_INSTANCE_ID
 
 
-class InvalidPhone(BadRequest):
-    code = "INVALID_PHONE"
+class InvalidPhoneError(BadRequestError):
+    code = ErrorCode.INVALID_PHONE
 
 
-class InvalidIdempotencyKey(BadRequest):
-    code = "INVALID_IDEMPOTENCY_KEY"
+class InvalidIdempotencyKeyError(BadRequestError):
+    code = ErrorCode.INVALID_IDEMPOTENCY_KEY
 
 
-class IdempotencyKeyReused(BadRequest):
-    code = "IDEMPOTENCY_KEY_REUSED"
+class IdempotencyKeyReusedError(BadRequestError):
+    code = ErrorCode.IDEMPOTENCY_KEY_REUSED
 
 
-class AlreadyPaired(BadRequest):
-    code = "ALREADY_PAIRED"
+class AlreadyPairedError(BadRequestError):
+    code = ErrorCode.ALREADY_PAIRED
 
 
-class InvalidFault(BadRequest):
-    code = "INVALID_FAULT"
+class InvalidFaultError(BadRequestError):
+    code = ErrorCode.INVALID_FAULT
 
 
-class InvalidPhones(BadRequest):
-    code = "INVALID_PHONES"
+class InvalidPhonesError(BadRequestError):
+    code = ErrorCode.INVALID_PHONES
 
 
-class InvalidSince(BadRequest):
-    code = "INVALID_SINCE"
+class InvalidSinceError(BadRequestError):
+    code = ErrorCode.INVALID_SINCE
 
 
-class InvalidLimit(BadRequest):
-    code = "INVALID_LIMIT"
+class InvalidLimitError(BadRequestError):
+    code = ErrorCode.INVALID_LIMIT
 
 
-class MessageNotFound(ServiceError):
-    status = 404
-    code = "MESSAGE_NOT_FOUND"
-
-
-class RateLimited(ServiceError):
-    status = 429
-    code = "RATE_LIMITED"
-
-
-class ContactCheckFailed(ServiceError):
+class ContactCheckFailedError(ServiceError):
     status = 500
-    code = "CONTACT_CHECK_FAILED"
+    code = ErrorCode.CONTACT_CHECK_FAILED
 
 
-class QrNotAvailable(ServiceError):
+class MessageNotFoundError(ServiceError):
     status = 404
-    code = "QR_NOT_AVAILABLE"
+    code = ErrorCode.MESSAGE_NOT_FOUND
 
 
-class NoQrToScan(ServiceError):
+class RateLimitedError(ServiceError):
+    status = 429
+    code = ErrorCode.RATE_LIMITED
+
+
+class QrNotAvailableError(ServiceError):
+    status = 404
+    code = ErrorCode.QR_NOT_AVAILABLE
+
+
+class NoQrToScanError(ServiceError):
     status = 409
-    code = "NO_QR_TO_SCAN"
+    code = ErrorCode.NO_QR_TO_SCAN
 
 
-class SessionNotReady(ServiceError):
+class SessionNotReadyError(ServiceError):
     status = 503
-    code = "SESSION_NOT_READY"
+    code = ErrorCode.SESSION_NOT_READY
 
 
 class SendFailedError(ServiceError):
     status = 500
-    code = "SEND_FAILED"
+    code = ErrorCode.SEND_FAILED
 
 
 class SendOutcomeUnknownError(ServiceError):
     status = 500
-    code = "SEND_OUTCOME_UNKNOWN"
+    code = ErrorCode.SEND_OUTCOME_UNKNOWN
 
 
-class PairCodeFailed(ServiceError):
+class PairCodeFailedError(ServiceError):
     status = 500
-    code = "PAIR_CODE_FAILED"
+    code = ErrorCode.PAIR_CODE_FAILED
 
 
 ALL_ERRORS: tuple[type[ServiceError], ...] = (
     ServiceError,
-    InvalidJson,
-    InvalidClienteId,
-    InvalidTo,
-    InvalidMessage,
-    InvalidInstanceId,
-    InvalidPhone,
-    InvalidIdempotencyKey,
-    IdempotencyKeyReused,
-    AlreadyPaired,
-    InvalidFault,
-    QrNotAvailable,
-    NoQrToScan,
-    SessionNotReady,
+    InvalidJsonError,
+    InvalidClienteIdError,
+    InvalidToError,
+    InvalidMessageError,
+    InvalidInstanceIdError,
+    InvalidPhoneError,
+    InvalidIdempotencyKeyError,
+    IdempotencyKeyReusedError,
+    AlreadyPairedError,
+    InvalidFaultError,
+    QrNotAvailableError,
+    NoQrToScanError,
+    SessionNotReadyError,
     SendFailedError,
     SendOutcomeUnknownError,
-    PairCodeFailed,
-    InvalidPhones,
-    InvalidSince,
-    InvalidLimit,
-    MessageNotFound,
-    RateLimited,
-    ContactCheckFailed,
+    PairCodeFailedError,
+    InvalidPhonesError,
+    MessageNotFoundError,
+    RateLimitedError,
+    InvalidSinceError,
+    InvalidLimitError,
+    ContactCheckFailedError,
 )

@@ -71,7 +71,7 @@ class KeyedSends:
         created_at = time.time()
         try:
             ready()
-        except errors.SessionNotReady:
+        except errors.SessionNotReadyError:
             # A recorded answer is replayed whatever the session's state; anything else must wait for READY.
             record = await self.store.get_idempotency(instance_id, key)
             if record is None or self._expired(record):
@@ -98,7 +98,7 @@ class KeyedSends:
         message_id = message_id_for(instance_id, key, created_at) if self.chooses_message_id else None
         try:
             status, body = await deliver(message_id)
-        except (errors.SessionNotReady, errors.SendFailedError):
+        except (errors.SessionNotReadyError, errors.SendFailedError):
             # Certainly not sent this time: the key may be used again (CONTRACT §2.5). A re-send keeps its mark:
             # the first attempt may have gone out, and only a re-send under the same ID is safe.
             if not resend:
@@ -140,7 +140,7 @@ class KeyedSends:
     @staticmethod
     def _check_body(record: IdempotencyRecord, instance_id: str, key: str, body_hash: str) -> None:
         if record.body_hash != body_hash:
-            raise errors.IdempotencyKeyReused(
+            raise errors.IdempotencyKeyReusedError(
                 f"Idempotency-Key {key[:64]!r} was used for a different message on {instance_id!r}."
             )
 

@@ -44,9 +44,9 @@ def json_object(body: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise errors.InvalidJson("Request body is not valid JSON.") from None
+        raise errors.InvalidJsonError("Request body is not valid JSON.") from None
     if not isinstance(data, dict):
-        raise errors.InvalidJson(f"Request body must be a JSON object, not {type(data).__name__}.")
+        raise errors.InvalidJsonError(f"Request body must be a JSON object, not {type(data).__name__}.")
     return data
 
 
@@ -63,13 +63,17 @@ def parse_send(body: bytes) -> SendBody:
     data = json_object(body)
     cliente_id = data.get("cliente_id")
     if type(cliente_id) is not int or cliente_id <= 0:
-        raise errors.InvalidClienteId(f"cliente_id must be a positive integer, got {cliente_id!r:.40}.")
+        raise errors.InvalidClienteIdError(f"cliente_id must be a positive integer, got {cliente_id!r:.40}.")
     to = data.get("to")
     jid = parse_to(to)
     if jid is None:
-        raise errors.InvalidTo(f"to {str(to)[:40]!r} is not a phone number (7-15 digits, optional +) or a user JID.")
+        raise errors.InvalidToError(
+            f"to {str(to)[:40]!r} is not a phone number (7-15 digits, optional +) or a user JID."
+        )
     assert isinstance(to, str)
     message = data.get("message")
     if not isinstance(message, str) or not message.strip() or len(message) > MAX_MESSAGE_CHARS:
-        raise errors.InvalidMessage(f"message must be a non-blank string of at most {MAX_MESSAGE_CHARS} characters.")
+        raise errors.InvalidMessageError(
+            f"message must be a non-blank string of at most {MAX_MESSAGE_CHARS} characters."
+        )
     return SendBody(cliente_id, to, jid, message)

@@ -186,7 +186,8 @@ class SessionService:
     @staticmethod
     def check_instance_id(instance_id: str) -> str:
         if not is_valid_instance_id(instance_id):
-            raise errors.InvalidInstanceId(f"instance_id {instance_id[:80]!r} is invalid: use 1-64 of A-Z a-z 0-9 _ -.")
+            raise errors.InvalidInstanceIdError(
+                f"instance_id {instance_id[:80]!r} is invalid: use 1-64 of A-Z a-z 0-9 _ -.")
         return instance_id
 
     def status(self, instance_id: str) -> dict[str, Any]:
@@ -217,9 +218,9 @@ class SessionService:
             acc = Account(row.jid, row.phone or "", row.push_name)
         return {"jid": acc.jid, "phone": acc.phone, "push_name": acc.push_name}
 
-    def _not_ready(self, instance_id: str) -> errors.SessionNotReady:
+    def _not_ready(self, instance_id: str) -> errors.SessionNotReadyError:
         status = self.status(instance_id)["status"]
-        return errors.SessionNotReady(
+        return errors.SessionNotReadyError(
             f"WhatsApp session {instance_id!r} is {status}, not READY.",
             headers={"Retry-After": RETRY_AFTER_SECONDS},
             status=status,
@@ -272,7 +273,7 @@ class SessionService:
         data = json_object(body)
         phone = parse_phone(data.get("phone"))
         if phone is None:
-            raise errors.InvalidPhone(
+            raise errors.InvalidPhoneError(
                 f"phone {str(data.get('phone'))[:40]!r} is not a phone number: 7-15 digits, optional +."
             )
         s = self.sessions.get(instance_id)
@@ -280,14 +281,14 @@ class SessionService:
         if status is not SessionStatus.QR_REQUIRED:
             row = await self.store.get_instance(instance_id)
             if row is not None and row.paired:
-                raise errors.AlreadyPaired(f"Instance {instance_id!r} is already paired; log out first.")
+                raise errors.AlreadyPairedError(f"Instance {instance_id!r} is already paired; log out first.")
             raise self._not_ready(instance_id)
         try:
             code = await self.engine.pair_code(instance_id, phone)
         except EngineNotReady as exc:
             raise self._not_ready(instance_id) from exc
         except EngineError as exc:
-            raise errors.PairCodeFailed(f"WhatsApp refused the pairing code request: {exc}") from exc
+            raise errors.PairCodeFailedError(f"WhatsApp refused the pairing code request: {exc}") from exc
         return {"code": code}
 
     async def send(self, instance_id: str, body: bytes, idempotency_key: str | None) -> Reply:
@@ -309,7 +310,7 @@ class SessionService:
         if key is None:
             return await self._deliver(instance_id, parsed, None)
         if not is_valid_idempotency_key(key):
-            raise errors.InvalidIdempotencyKey("Idempotency-Key must be 1-255 printable ASCII characters.")
+            raise errors.InvalidIdempotencyKeyError("Idempotency-Key must be 1-255 printable ASCII characters.")
         body_hash = hashlib.sha256(orjson.dumps([parsed.cliente_id, parsed.to, parsed.message])).hexdigest()
 
         def ready() -> None:

@@ -52,7 +52,7 @@ async def forward(
         upstream_status, outcome = resp.status, "OK"
     except errors.UpstreamError as exc:
         upstream_status, outcome = exc.upstream_status, exc.code
-        if isinstance(exc, (errors.SessionManagerUnreachable, errors.SessionManagerTimeout)):
+        if isinstance(exc, (errors.SessionManagerUnreachableError, errors.SessionManagerTimeoutError)):
             hub.note_reachability(False)
         raise
     finally:

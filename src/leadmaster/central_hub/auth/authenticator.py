@@ -65,13 +65,13 @@ class Authenticator:
         # argon2 costs tens of ms: on its own pool, off the event loop and off the database threads.
         ok = await self.hasher.verify(user.password_hash if user else None, password)
         if user is None or not ok:
-            raise errors.InvalidCredentials("Wrong username or password.")
+            raise errors.InvalidCredentialsError("Wrong username or password.")
         await self.db.run(lambda s: login_limit.succeeded(s, username))
         return self.issue_token(user)
 
     async def authenticate(self, authorization: str | None) -> Principal:
         if not authorization or authorization[:7].lower() != "bearer ":
-            raise errors.Unauthorized("Missing credentials: send 'Authorization: Bearer <token or API key>'.")
+            raise errors.UnauthorizedError("Missing credentials: send 'Authorization: Bearer <token or API key>'.")
         credential = authorization[7:].strip()
         if credential.startswith(API_KEY_PREFIX):
             return await self._from_api_key(credential)
@@ -88,9 +88,9 @@ class Authenticator:
             ver = claims.get("ver", 0)
             parsed = _Claims(int(claims["sub"]), ver if isinstance(ver, int) else -1, float(claims["exp"]))
         except jwt.ExpiredSignatureError:
-            raise errors.Unauthorized("The token has expired: log in again.") from None
+            raise errors.UnauthorizedError("The token has expired: log in again.") from None
         except (jwt.PyJWTError, ValueError):
-            raise errors.Unauthorized("Invalid token.") from None
+            raise errors.UnauthorizedError("Invalid token.") from None
         if len(self._tokens) >= _TOKEN_CACHE_MAX:
             self._tokens.clear()
         self._tokens[token] = parsed
@@ -100,10 +100,10 @@ class Authenticator:
         claims = self._claims(token)
         state = await self._user(claims.user_id)
         if state is None:
-            raise errors.Unauthorized("This token's user no longer exists.")
+            raise errors.UnauthorizedError("This token's user no longer exists.")
         version, principal = state
         if version != claims.version:
-            raise errors.Unauthorized("This user's credentials changed since the token was issued: log in again.")
+            raise errors.UnauthorizedError("This user's credentials changed since the token was issued: log in again.")
         return principal
 
     async def _user(self, user_id: int) -> tuple[int, Principal] | None:
@@ -127,7 +127,7 @@ class Authenticator:
         generation = self.coherence.generation
         row = await self.db.run(lambda s: repo.api_key_by_hash(s, digest))
         if row is None:
-            raise errors.Unauthorized("Unknown or revoked API key.")
+            raise errors.UnauthorizedError("Unknown or revoked API key.")
         role: Role = "admin" if row.role == "admin" else "user"
         principal = Principal("api_key", row.id, f"api-key:{row.prefix}", role, row.cliente_id)
         if self.coherence.may_store(generation):

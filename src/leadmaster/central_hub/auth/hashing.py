@@ -35,7 +35,7 @@ class PasswordHasher:
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         if self._waiting >= MAX_WAITING:
-            raise errors.TooManyAttempts(
+            raise errors.TooManyAttemptsError(
                 f"More than {MAX_WAITING} sign-ins are already waiting; try again in a second.", retry_after=1
             )
         self._waiting += 1

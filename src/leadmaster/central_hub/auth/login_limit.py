@@ -33,7 +33,7 @@ def begin_attempt(s: Session, username: str, now: datetime | None = None) -> Non
         # Free again when the oldest failure that keeps the count at the limit leaves the window.
         free_at = recent[len(recent) - LIMIT] + WINDOW
         retry_after = max(1, math.ceil((free_at - now).total_seconds()))
-        raise errors.TooManyAttempts(
+        raise errors.TooManyAttemptsError(
             f"Too many failed sign-ins for {username!r}: {LIMIT} within {int(WINDOW.total_seconds() // 60)} "
             f"minutes. Try again in {retry_after} s.", retry_after=retry_after,
         )

@@ -22,9 +22,9 @@ class Principal:
 
     def require_admin(self) -> None:
         if not self.is_admin:
-            raise errors.Forbidden("This route needs the admin role.")
+            raise errors.ForbiddenError("This route needs the admin role.")
 
     def require_cliente(self, cliente_id: int) -> None:
         """An admin may act on any cliente, a user only on its own."""
         if not self.is_admin and self.cliente_id != cliente_id:
-            raise errors.Forbidden(f"You may not act on cliente {cliente_id}; yours is {self.cliente_id}.")
+            raise errors.ForbiddenError(f"You may not act on cliente {cliente_id}; yours is {self.cliente_id}.")

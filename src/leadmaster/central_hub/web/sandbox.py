@@ -48,7 +48,7 @@ async def simulate_scan(cliente_id: int, principal: CurrentPrincipal, hub: HubDe
     """Sandbox engine only: the simulated phone scans the cliente's current QR code."""
     instance_id = await authorize(hub, principal, cliente_id)
     if hub.client.api != "instances":
-        raise errors.NotSupported(
+        raise errors.NotSupportedError(
             "Simulate scan needs the canonical session-manager routes; set SESSION_MANAGER_API=instances."
         )
     path = f"/api/session-manager/sandbox/{instance_id}/scan"
@@ -61,7 +61,7 @@ async def simulate_scan(cliente_id: int, principal: CurrentPrincipal, hub: HubDe
         upstream_status = resp.status
         if resp.status == 404:
             # The sandbox routes do not exist on the real engine (CONTRACT §2.1).
-            raise errors.NotSupported(
+            raise errors.NotSupportedError(
                 "Simulate scan works only when the session-manager runs SESSION_MANAGER_ENGINE=sandbox.",
                 upstream_status=404,
             )

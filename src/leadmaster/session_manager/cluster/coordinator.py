@@ -42,8 +42,8 @@ class Held:
     since: float  # time.monotonic() when this node got it (a renewal started earlier cannot know it)
 
 
-def not_ready(instance_id: str, why: str) -> errors.SessionNotReady:
-    return errors.SessionNotReady(
+def not_ready(instance_id: str, why: str) -> errors.SessionNotReadyError:
+    return errors.SessionNotReadyError(
         f"WhatsApp session {instance_id!r} is moving between session-manager nodes ({why}); retry shortly.",
         headers={"Retry-After": RETRY_AFTER},
         status="DISCONNECTED",

@@ -67,8 +67,8 @@ class Forwarder:
             raise _unreachable(instance_id, base_url) from None
 
 
-def _unreachable(instance_id: str, base_url: str) -> errors.SessionNotReady:
-    return errors.SessionNotReady(
+def _unreachable(instance_id: str, base_url: str) -> errors.SessionNotReadyError:
+    return errors.SessionNotReadyError(
         f"The node running {instance_id!r} ({base_url}) cannot be reached; another node takes the instance "
         "over when its lease expires. Retry shortly.",
         headers={"Retry-After": "2"},

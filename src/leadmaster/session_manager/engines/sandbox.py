@@ -33,7 +33,7 @@ AUTHENTICATED_SECONDS = 0.3
 _PAIR_ALPHABET = string.ascii_uppercase + string.digits
 
 
-class NoQrToScanError(Exception):
+class NoQrToScan(Exception):
     """Scan asked while the session shows no QR."""
 
 
@@ -158,7 +158,7 @@ class SandboxEngine(Engine):
 
     def scan(self, instance_id: str, phone: str | None = None) -> None:
         if self._sim(instance_id).status is not SessionStatus.QR_REQUIRED:
-            raise NoQrToScanError(instance_id)
+            raise NoQrToScan(instance_id)
         self._pair(instance_id, phone)
 
     async def outbox(self, instance_id: str) -> list[dict[str, Any]]:

@@ -43,12 +43,12 @@ class ApiKeyIn(BaseModel):
 def check_binding(s: Session, role: str, cliente_id: int | None) -> None:
     # A user is bound to exactly one existing cliente; an admin to none.
     if role == "admin" and cliente_id is not None:
-        raise errors.ValidationFailed("An admin is not bound to a cliente: leave cliente_id out.")
+        raise errors.ValidationFailedError("An admin is not bound to a cliente: leave cliente_id out.")
     if role == "user":
         if cliente_id is None:
-            raise errors.ValidationFailed("A user needs a cliente_id (the one cliente it may act on).")
+            raise errors.ValidationFailedError("A user needs a cliente_id (the one cliente it may act on).")
         if s.get(Cliente, cliente_id) is None:
-            raise errors.ValidationFailed(
+            raise errors.ValidationFailedError(
                 f"cliente_id {cliente_id} does not exist; create the cliente first."
             )
 
@@ -60,7 +60,7 @@ async def create_cliente(body: ClienteIn, _: AdminPrincipal, hub: HubDep) -> dic
 
     def create(s: Session) -> dict[str, Any]:
         if s.get(Cliente, body.id) is not None:
-            raise errors.Conflict(f"Cliente {body.id} already exists.")
+            raise errors.ConflictError(f"Cliente {body.id} already exists.")
         row = Cliente(id=body.id, name=body.name, instance_id=instance_id)
         s.add(row)
         s.flush()
@@ -69,7 +69,7 @@ async def create_cliente(body: ClienteIn, _: AdminPrincipal, hub: HubDep) -> dic
     try:
         out = await hub.db.run(create)
     except IntegrityError:
-        raise errors.Conflict(f"Instance {instance_id!r} already belongs to another cliente.") from None
+        raise errors.ConflictError(f"Instance {instance_id!r} already belongs to another cliente.") from None
     hub.clientes.remember(body.id, instance_id)
     return out
 
@@ -89,7 +89,7 @@ async def create_user(body: UserIn, _: AdminPrincipal, hub: HubDep) -> dict[str,
     def create(s: Session) -> dict[str, Any]:
         check_binding(s, body.role, body.cliente_id)
         if repo.user_by_name(s, body.username) is not None:
-            raise errors.Conflict(f"User {body.username!r} already exists.")
+            raise errors.ConflictError(f"User {body.username!r} already exists.")
         row = User(username=body.username, password_hash=password_hash, role=body.role,
                    cliente_id=body.cliente_id)
         s.add(row)
@@ -99,7 +99,7 @@ async def create_user(body: UserIn, _: AdminPrincipal, hub: HubDep) -> dict[str,
     try:
         return await hub.db.run(create)
     except IntegrityError:
-        raise errors.Conflict(f"User {body.username!r} already exists.") from None
+        raise errors.ConflictError(f"User {body.username!r} already exists.") from None
 
 
 @router.get("/users")
@@ -137,10 +137,10 @@ async def list_api_keys(_: AdminPrincipal, hub: HubDep) -> list[dict[str, Any]]:
 async def revoke_api_key(key_id: int, _: AdminPrincipal, hub: HubDep) -> Response:
     """Revoke an API key; it is refused from the next request on."""
     if not 0 < key_id <= DB_INT_MAX:  # beyond the INTEGER column: PostgreSQL would fail the query (500)
-        raise errors.NotFound(f"No API key with id {key_id}.")
+        raise errors.NotFoundError(f"No API key with id {key_id}.")
     key_hash = await hub.db.run(lambda s: repo.revoke_api_key(s, key_id))
     if key_hash is None:
-        raise errors.NotFound(f"No API key with id {key_id}.")
+        raise errors.NotFoundError(f"No API key with id {key_id}.")
     hub.auth.forget_key(key_hash)  # this process at once; the others by the database's NOTIFY
     return Response(status_code=204)
 
@@ -152,7 +152,7 @@ def naive_utc(value: datetime | None) -> datetime | None:
     try:
         return value.astimezone(UTC).replace(tzinfo=None)
     except OverflowError:
-        raise errors.ValidationFailed(
+        raise errors.ValidationFailedError(
             f"since={value.isoformat()} is out of range: in UTC it falls outside years 1 to 9999.",
             details=[{"loc": ["query", "since"], "msg": "out of range"}],
         ) from None

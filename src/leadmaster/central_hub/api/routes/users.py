@@ -40,7 +40,7 @@ class PasswordChange(BaseModel):
 def _user(s: Session, user_id: int) -> User:
     row = s.get(User, user_id) if 0 < user_id <= DB_INT_MAX else None
     if row is None:
-        raise errors.NotFound(f"No user with id {user_id}.")
+        raise errors.NotFoundError(f"No user with id {user_id}.")
     return row
 
 
@@ -52,7 +52,7 @@ def _refuse_losing_last_admin(s: Session, row: User, what: str) -> None:
         # Two admins removing each other at once: the row locks serialize them, so one admin always remains.
         s.scalars(admins.with_for_update()).all()
     if (s.scalar(select(func.count()).select_from(admins.subquery())) or 0) <= 1:
-        raise errors.Conflict(f"User {row.username!r} is the last admin and cannot be {what}.")
+        raise errors.ConflictError(f"User {row.username!r} is the last admin and cannot be {what}.")
 
 
 @admin_router.patch("/users/{user_id}")
@@ -104,7 +104,7 @@ async def delete_user(user_id: int, _: AdminPrincipal, hub: HubDep) -> Response:
 async def change_password(body: PasswordChange, principal: CurrentPrincipal, hub: HubDep) -> Response:
     """Change the caller's own password; every token of the user, this one included, is refused after."""
     if principal.kind != "user":
-        raise errors.Forbidden("An API key has no password; an admin revokes it and mints a new one.")
+        raise errors.ForbiddenError("An API key has no password; an admin revokes it and mints a new one.")
     username = principal.name
 
     def begin(s: Session) -> str:
@@ -114,7 +114,7 @@ async def change_password(body: PasswordChange, principal: CurrentPrincipal, hub
 
     current = await hub.db.run(begin)
     if not await hub.auth.hasher.verify(current, body.current_password):
-        raise errors.ValidationFailed("The current password is wrong.", details=[
+        raise errors.ValidationFailedError("The current password is wrong.", details=[
             {"loc": ["body", "current_password"], "msg": "wrong password"}])
     new_hash = await hub.auth.hasher.hash(body.new_password)
 

@@ -109,7 +109,7 @@ async def message_status(cliente_id: int, message_id: str, principal: CurrentPri
     hub = hub_of(request)
     await authorize(hub, principal, cliente_id)  # 401/403/404 before any complaint about the input
     if not _MESSAGE_ID.fullmatch(message_id):
-        raise errors.ValidationFailed(f"message_id {message_id[:64]!r} must be 1-128 of A-Z a-z 0-9 . _ : -.")
+        raise errors.ValidationFailedError(f"message_id {message_id[:64]!r} must be 1-128 of A-Z a-z 0-9 . _ : -.")
     return await forward(hub, principal, cliente_id, "message", sub=message_id)
 
 

@@ -55,7 +55,7 @@ async def message(on: On, message_id: str) -> Response:
     """Delivery status of one message this instance sent (404 MESSAGE_NOT_FOUND when unknown)."""
     found = await asyncio.to_thread(on.svc.messages.get, on.instance_id, message_id)
     if found is None:
-        raise errors.MessageNotFound(
+        raise errors.MessageNotFoundError(
             f"No message {message_id[:128]!r} sent by instance {on.instance_id!r} (or older than the retention)."
         )
     return json_response(200, found)
@@ -74,11 +74,11 @@ async def changes(
         try:
             since_us = parse_since(since)
         except (ValueError, OverflowError):
-            raise errors.InvalidSince(f"since {since[:64]!r} is not an ISO 8601 time.") from None
+            raise errors.InvalidSinceError(f"since {since[:64]!r} is not an ISO 8601 time.") from None
     count = DEFAULT_LIMIT
     if limit is not None:
         if not limit.isascii() or not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
-            raise errors.InvalidLimit(f"limit {limit[:32]!r} must be an integer from 1 to {MAX_LIMIT}.")
+            raise errors.InvalidLimitError(f"limit {limit[:32]!r} must be an integer from 1 to {MAX_LIMIT}.")
         count = int(limit)
     rows = await asyncio.to_thread(on.svc.messages.changes, on.instance_id, since_us, count)
     return json_response(200, {"messages": rows})

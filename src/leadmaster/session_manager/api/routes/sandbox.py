@@ -12,7 +12,7 @@ from leadmaster.session_manager import errors
 from leadmaster.session_manager.api.deps import Target, path_target
 from leadmaster.session_manager.api.schemas import errors as errs
 from leadmaster.session_manager.api.schemas import json_body
-from leadmaster.session_manager.engines.sandbox import NoQrToScanError, SandboxEngine
+from leadmaster.session_manager.engines.sandbox import NoQrToScan, SandboxEngine
 from leadmaster.session_manager.parsing import json_object, parse_phone
 
 router = APIRouter(prefix="/api/session-manager/sandbox/{instance_id}", tags=["sandbox"])
@@ -69,12 +69,12 @@ async def scan(request: Request, on: On) -> Response:
     if data.get("phone") is not None:
         phone = parse_phone(data["phone"])
         if phone is None:
-            raise errors.InvalidPhone("phone must be 7-15 digits, optional leading +.")
+            raise errors.InvalidPhoneError("phone must be 7-15 digits, optional leading +.")
     try:
         _engine(on.svc).scan(on.instance_id, phone)
-    except NoQrToScanError:
+    except NoQrToScan:
         status = on.svc.status(on.instance_id)["status"]
-        raise errors.NoQrToScan(f"No QR to scan: the session is {status}.", status=status) from None
+        raise errors.NoQrToScanError(f"No QR to scan: the session is {status}.", status=status) from None
     return json_response(200, {"success": True, "status": on.svc.status(on.instance_id)["status"]})
 
 
@@ -94,15 +94,15 @@ async def faults(request: Request, on: On) -> Response:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']} (got {e.get('input')!r:.40})" for e in exc.errors()
         )
-        raise errors.InvalidFault(f"Invalid faults: {problems}. Known: {sorted(Faults.model_fields)}.") from None
+        raise errors.InvalidFaultError(f"Invalid faults: {problems}. Known: {sorted(Faults.model_fields)}.") from None
     fields = faults.model_dump(exclude_unset=True)
     if (null := next((k for k, v in fields.items() if v is None), None)) is not None:
-        raise errors.InvalidFault(f"Fault {null!r} must have a value, got null.")
+        raise errors.InvalidFaultError(f"Fault {null!r} must have a value, got null.")
     if fields.get("not_on_whatsapp") is not None:
         digits = [parse_phone(p) for p in fields["not_on_whatsapp"]]
         bad = [p for p, d in zip(fields["not_on_whatsapp"], digits, strict=True) if d is None]
         if bad:
-            raise errors.InvalidFault(f"not_on_whatsapp holds {bad[0][:40]!r}, not a phone number (7-15 digits).")
+            raise errors.InvalidFaultError(f"not_on_whatsapp holds {bad[0][:40]!r}, not a phone number (7-15 digits).")
         fields["not_on_whatsapp"] = digits
     data = fields
     _engine(on.svc).inject(on.instance_id, data)

@@ -62,7 +62,7 @@ def session_router(prefix: str, target: Callable[..., Awaitable[Target]], canoni
             return Response(image, media_type=IMAGE_TYPES[format], headers={"Cache-Control": "no-store"})
         if format == "json":
             return json_response(200, {"status": "NO_QR", "session_status": found.value})
-        raise errors.QrNotAvailable(f"No QR code to show: the session is {found.value}.", status=found.value)
+        raise errors.QrNotAvailableError(f"No QR code to show: the session is {found.value}.", status=found.value)
 
     @router.post("/connect", response_model=ConnectResult, responses=errs(*bad_id))
     async def connect(on: On) -> Response:
