@@ -44,6 +44,7 @@ class _Sim:
     send_errors: int = 0
     send_delay_ms: int = 0
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    epoch: int = 0  # bumped by every cancel, so that a connect that was reading the store knows it is stale
 
 
 def _qr_payload() -> str:
@@ -90,6 +91,7 @@ class SandboxEngine(Engine):
                 task.cancel()
         sim.task, sim.tasks = None, set()
         sim.status = SessionStatus.DISCONNECTED
+        sim.epoch += 1
 
     def _spawn(self, instance_id: str, coro: Any) -> None:
         sim = self._sim(instance_id)
@@ -104,7 +106,10 @@ class SandboxEngine(Engine):
     async def connect(self, instance_id: str) -> None:
         self._cancel(instance_id)
         sim = self._sim(instance_id)
+        epoch = sim.epoch
         row = await self.store.get_instance(instance_id)
+        if sim.epoch != epoch or self.sims.get(instance_id) is not sim:
+            return  # disconnected (or forgotten) while the store was read: emit nothing more
         if row is not None and row.paired:
             sim.task = asyncio.get_running_loop().create_task(self._resume(instance_id))
         else:
