@@ -235,9 +235,15 @@ class SessionService:
         s = self._session(instance_id)
         if s.status not in _RESTARTABLE:
             return {"success": True, "status": s.status.value, "alreadyConnected": True}
-        if ensure_stored:
-            await self.store.ensure_instance(instance_id)
+        previous = s.status, s.reason
+        # INIT before the first await, so that a second connect meanwhile answers "already connected".
         self._set(s, SessionStatus.INIT, None)
+        try:
+            if ensure_stored:
+                await self.store.ensure_instance(instance_id)
+        except Exception:
+            self._set(s, *previous)
+            raise
         try:
             await self.engine.connect(instance_id)
         except Exception as exc:

@@ -47,7 +47,9 @@ class _Sim:
     undelivered: bool = False  # later messages get no receipts: they stay SENT
     not_on_whatsapp: set[str] = field(default_factory=set)  # digits that check as not on WhatsApp
     lookups: int = 0  # numbers asked about through check_numbers (tests read it)
-    generation: int = 0  # bumped on disconnect: receipts scheduled before it are not reported
+    # Bumped by every cancel: receipts scheduled before it are not reported, and a connect that was reading the
+    # store knows it is stale.
+    generation: int = 0
 
 
 def _qr_payload() -> str:
@@ -109,7 +111,10 @@ class SandboxEngine(Engine):
     async def connect(self, instance_id: str) -> None:
         self._cancel(instance_id)
         sim = self._sim(instance_id)
+        generation = sim.generation
         row = await self.store.get_instance(instance_id)
+        if sim.generation != generation or self.sims.get(instance_id) is not sim:
+            return  # disconnected (or forgotten) while the store was read: emit nothing more
         if row is not None and row.paired:
             sim.task = asyncio.get_running_loop().create_task(self._resume(instance_id))
         else:
