@@ -83,3 +83,22 @@ async def test_renewal_notices_a_lost_lease_without_any_request(
             break
         await asyncio.sleep(0.05)
     assert "f1" not in app.state.cluster.held and "f1" not in app.state.service.sessions
+
+
+async def test_cut_off_from_the_database_a_node_stops_sending_and_answers_503(
+        node: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    app, client = node
+    cluster = app.state.cluster
+
+    def unreachable(*_args: object) -> None:
+        raise OSError("connection to the database refused")
+
+    monkeypatch.setattr(cluster.leases, "beat", unreachable)
+    monkeypatch.setattr(cluster.leases, "lookup", unreachable)
+    cluster.held["f1"].deadline = 0.0  # its own clock says the lease may have lapsed
+    r = await client.post(SEND, json={**MSG, "message": "partitioned"})
+    assert r.status_code == 503 and r.json()["code"] == "SESSION_NOT_READY", r.text
+    assert r.headers["retry-after"]
+    assert "f1" not in cluster.held and "f1" not in app.state.service.sessions  # the engine session is stopped
+    r = await client.get("/api/session-manager/sessions/f1/status")
+    assert r.status_code == 503 and r.json()["code"] == "SESSION_NOT_READY", r.text

@@ -142,7 +142,12 @@ class Cluster:
             async with self._beat_lock:
                 need = self._last_beat < started
             if need:
-                await self.beat()
+                try:
+                    await self.beat()
+                except Exception:
+                    # Cannot renew (database unreachable): the lease may be someone else's by now.
+                    logger.exception("renewal before a send failed", extra={"fields": {"instance_id": instance_id}})
+                    await self._expire()
             held = self.held.get(instance_id)
             if held is not None and time.monotonic() < held.deadline:
                 return
