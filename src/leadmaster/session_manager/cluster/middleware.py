@@ -71,8 +71,8 @@ class ClusterRouter:
         except Exception:
             # The coordinator's database is unreachable: nobody can say who runs the instance right now.
             logger.exception("cluster routing failed", extra={"fields": {"instance_id": instance_id}})
-            exc = not_ready(instance_id, "the cluster's database does not answer")
-            await _send_json(send, exc.status, exc.body(), exc.headers)
+            refusal = not_ready(instance_id, "the cluster's database does not answer")
+            await _send_json(send, refusal.status, refusal.body(), refusal.headers)
             return
         if target is None:
             await self._serve(instance_id, rest, scope, receive, send)
