@@ -5,6 +5,8 @@ first, fails, and stops the engine session). In-process app on a real PostgreSQL
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -102,3 +104,25 @@ async def test_cut_off_from_the_database_a_node_stops_sending_and_answers_503(
     assert "f1" not in cluster.held and "f1" not in app.state.service.sessions  # the engine session is stopped
     r = await client.get("/api/session-manager/sessions/f1/status")
     assert r.status_code == 503 and r.json()["code"] == "SESSION_NOT_READY", r.text
+
+
+async def test_a_hung_renewal_does_not_keep_the_session_past_the_nodes_deadline(
+        node: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    app, _client = node
+    cluster = app.state.cluster
+    released = threading.Event()
+
+    def hangs(*_args: object) -> dict[str, int]:
+        released.wait(10)  # a database that stopped answering
+        raise OSError("timed out")
+
+    monkeypatch.setattr(cluster.leases, "beat", hangs)
+    cluster.held["f1"].deadline = time.monotonic() + 0.3
+    try:
+        for _ in range(60):
+            if "f1" not in app.state.service.sessions:
+                break
+            await asyncio.sleep(0.05)
+        assert "f1" not in cluster.held and "f1" not in app.state.service.sessions
+    finally:
+        released.set()
