@@ -65,6 +65,7 @@ class Cluster:
         self._beat_lock = asyncio.Lock()
         self._last_beat = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._watchdog_task: asyncio.Task[None] | None = None
         self._stopping = False
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -79,12 +80,14 @@ class Cluster:
             if self.service.sessions[instance_id].status is SessionStatus.DISCONNECTED:
                 del self.service.sessions[instance_id]
         self._task = asyncio.create_task(self._loop())
+        self._watchdog_task = asyncio.create_task(self._watchdog())
 
     async def stop(self) -> None:
         """Drain: stop every engine session first, then hand each lease over for the others to claim."""
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._watchdog_task):
+            if task is not None:
+                task.cancel()
         try:
             await asyncio.to_thread(self.leases.drain)
             for instance_id in list(self.held):
@@ -104,6 +107,18 @@ class Cluster:
             except Exception:
                 logger.exception("cluster heartbeat failed")
                 await self._expire()
+
+    async def _watchdog(self) -> None:
+        """Stop an engine session the moment this node's own deadline for its lease passes without a renewal,
+        even while a renewal hangs on an unreachable database: the deadline comes before the lease's expiry in
+        the database, so the session is closed before another node may claim it and dial the same device."""
+        while True:
+            now = time.monotonic()
+            soonest = min((h.deadline for h in self.held.values()), default=now + self.interval)
+            if soonest <= now:
+                await self._expire()
+                continue
+            await asyncio.sleep(min(soonest - now, self.interval) + 0.01)
 
     async def _expire(self) -> None:
         """Cut off from the database: past its own deadline a lease may be someone else's, so let it go."""
@@ -142,7 +157,12 @@ class Cluster:
             async with self._beat_lock:
                 need = self._last_beat < started
             if need:
-                await self.beat()
+                try:
+                    await self.beat()
+                except Exception:
+                    # Cannot renew (database unreachable): the lease may be someone else's by now.
+                    logger.exception("renewal before a send failed", extra={"fields": {"instance_id": instance_id}})
+                    await self._expire()
             held = self.held.get(instance_id)
             if held is not None and time.monotonic() < held.deadline:
                 return

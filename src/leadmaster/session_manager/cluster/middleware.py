@@ -10,6 +10,7 @@ instances this node does not hold.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any
 
@@ -21,6 +22,7 @@ from leadmaster.session_manager.cluster.coordinator import Cluster, not_ready
 from leadmaster.session_manager.cluster.forwarding import FORWARDED_HEADER, Forwarder
 from leadmaster.session_manager.errors import SendOutcomeUnknownError, ServiceError
 
+logger = logging.getLogger("leadmaster.session_manager.cluster")
 _PER_INSTANCE = re.compile(r"/api/session-manager/(?:sessions|sandbox)/([^/]+)(/.*)?")
 _SINGLE_ADMIN = frozenset({"/status", "/qr", "/connect", "/disconnect", "/logout", "/send", "/pair-code",
                            "/account"})
@@ -63,9 +65,19 @@ class ClusterRouter:
             return
         try:
             target = await self._route(instance_id, rest, method, scope)
-            if target is None:
-                await self._serve(instance_id, rest, scope, receive, send)
-                return
+        except ServiceError as exc:
+            await _send_json(send, exc.status, exc.body(), exc.headers)
+            return
+        except Exception:
+            # The coordinator's database is unreachable: nobody can say who runs the instance right now.
+            logger.exception("cluster routing failed", extra={"fields": {"instance_id": instance_id}})
+            refusal = not_ready(instance_id, "the cluster's database does not answer")
+            await _send_json(send, refusal.status, refusal.body(), refusal.headers)
+            return
+        if target is None:
+            await self._serve(instance_id, rest, scope, receive, send)
+            return
+        try:
             body = await _read_body(receive)
             raw_path = scope.get("raw_path") or scope["path"].encode()
             if scope.get("query_string"):
@@ -111,7 +123,12 @@ class ClusterRouter:
                 done, _ = await asyncio.wait({task}, timeout=self.cluster.interval)
                 if done:
                     return task.result()
-                now = await self.cluster.lookup(instance_id)
+                try:
+                    now = await self.cluster.lookup(instance_id)
+                except Exception:
+                    # Cannot tell now; the forward timeout still bounds the wait.
+                    logger.warning("owner lookup failed while forwarding", exc_info=True)
+                    continue
                 # No row yet: a placed first connect; the chosen node is claiming it. Keep waiting.
                 lapsed = now is not None and now.owner == owner and not now.live
                 taken = now is not None and now.owner not in (None, owner)
