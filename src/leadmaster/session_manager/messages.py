@@ -104,6 +104,9 @@ _UPDATE_SQL = {
 }
 
 
+_SELECT_SQL = 'SELECT message_id, "to", status, sent_at, delivered_at, read_at, updated_at FROM sm_messages '
+
+
 def _driver_sql(sql: str, postgres: bool) -> str:
     """Named parameters in the driver's own style: `:name` (sqlite3) or `%(name)s` (psycopg)."""
     return re.sub(r"(?<!:):(\w+)", r"%(\1)s", sql) if postgres else sql
@@ -121,6 +124,14 @@ class MessageLog:
         pg = store.engine.dialect.name == "postgresql"
         self._insert = _driver_sql(_INSERT_SQL, pg)
         self._updates: dict[MessageStatus, str] = {s: _driver_sql(sql, pg) for s, sql in _UPDATE_SQL.items()}
+        # Reads too: a third of SQLAlchemy's Core select for the status route's one-row lookup.
+        self._get_sql = _driver_sql(_SELECT_SQL + "WHERE instance_id = :i AND message_id = :m", pg)
+        self._changes_sql = _driver_sql(
+            _SELECT_SQL + "WHERE instance_id = :i AND updated_at > :s ORDER BY updated_at, message_id LIMIT :n", pg
+        )
+        self._tie_sql = _driver_sql(
+            _SELECT_SQL + "WHERE instance_id = :i AND updated_at = :u AND message_id > :m ORDER BY message_id", pg
+        )
         self._last_us = 0
         self._late: OrderedDict[_Key, tuple[float, list[tuple[MessageStatus, int]]]] = OrderedDict()
         self._recent: OrderedDict[_Key, None] = OrderedDict()
@@ -227,29 +238,20 @@ class MessageLog:
     # -- reads and purge (blocking: call from a thread) -------------------------------------------
 
     def get(self, instance_id: str, message_id: str) -> dict[str, Any] | None:
-        cols = [messages.c[c] for c in _COLUMNS]
-        m = messages.c
         with self.store.engine.connect() as conn:
-            row = conn.execute(sa.select(*cols).where(m.instance_id == instance_id, m.message_id == message_id)).first()
+            row = conn.exec_driver_sql(self._get_sql, {"i": instance_id, "m": message_id}).first()
         return _body(row) if row is not None else None
 
     def changes(self, instance_id: str, since_us: int | None, limit: int) -> list[dict[str, Any]]:
         """Rows changed after `since_us`, oldest change first; a tie at the page's end is never split."""
-        cols = [messages.c[c] for c in _COLUMNS]
-        m = messages.c
-        query = sa.select(*cols).where(m.instance_id == instance_id)
-        if since_us is not None:
-            query = query.where(m.updated_at > since_us)
+        params = {"i": instance_id, "s": since_us if since_us is not None else -(2**62), "n": limit}
         with self.store.engine.connect() as conn:
-            rows = list(conn.execute(query.order_by(m.updated_at, m.message_id).limit(limit)).all())
+            rows = list(conn.exec_driver_sql(self._changes_sql, params).all())
             if rows and len(rows) == limit:
                 # One node stamps distinct times, but two nodes (after a takeover) might not: never cut a tie,
                 # or the next `since` would skip the rest of it.
-                last = rows[-1]
-                tie = sa.and_(m.updated_at == last.updated_at, m.message_id > last.message_id)
-                rows += conn.execute(
-                    sa.select(*cols).where(m.instance_id == instance_id, tie).order_by(m.message_id)
-                ).all()
+                tie = {"i": instance_id, "u": rows[-1][-1], "m": rows[-1][0]}
+                rows += conn.exec_driver_sql(self._tie_sql, tie).all()
         return [_body(r) for r in rows]
 
     def purge(self, now_us: int | None = None) -> int:
