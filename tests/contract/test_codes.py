@@ -37,6 +37,7 @@ CONTRACT = {
 }
 # Codes the project documents beyond the contract (docs/, the errors.py docstrings).
 DOCUMENTED = ["BAD_REQUEST", "INVALID_PHONE", "INVALID_IDEMPOTENCY_KEY", "INVALID_FAULT", "PAIR_CODE_FAILED",
+              "INVALID_SINCE", "INVALID_LIMIT", "CONTACT_CHECK_FAILED",
               "NOT_SUPPORTED", "HTTP_ERROR"]
 
 

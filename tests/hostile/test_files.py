@@ -72,7 +72,7 @@ def test_no_file_of_either_service_is_readable_by_others(tmp_path: Path, loose_u
             assert c.post("/api/whatsapp/5/connect").status_code == 200
         for path in (hub_dir / "central-hub.db-wal", hub_dir / "central-hub.db-shm", hub_dir / "secret-key",
                      sm_dir / "session-manager.sqlite3-wal", sm_dir / "session-manager.sqlite3-shm",
-                     wm_dir / "whatsmeow" / "admin.sqlite3"):
+                     wm_dir / "whatsmeow" / "whatsmeow.sqlite3"):  # the Go worker's one store
             wait_for(path)
         time.sleep(0.5)  # let the whatsmeow worker finish creating its store's companions
         for root in (hub_dir, sm_dir, wm_dir):
