@@ -280,3 +280,29 @@ async def test_a_poller_never_misses_a_change_under_concurrent_sends(harness: Ha
     for mid, statuses in seen.items():
         assert statuses[-1] == "READ", (mid, statuses)  # the last change was seen
         assert [order.index(s) for s in statuses] == sorted(order.index(s) for s in statuses)
+
+
+async def test_statuses_survive_a_restart_and_later_receipts_still_apply(
+    harness: Harness, settings_factory: Any
+) -> None:
+    from leadmaster.session_manager.app import create_app
+
+    first = create_app(settings_factory(**NEVER))
+    transport = httpx.ASGITransport(app=first)
+    async with first.router.lifespan_context(first), httpx.AsyncClient(transport=transport, base_url="http://x") as c:
+        await pair(c)
+        mid = await send(c)
+    client = await harness.start(**NEVER)  # a new process on the same store
+    assert (await status_of(client, mid))["status"] == "SENT"
+    svc = service(harness)
+    svc.message_status("admin", mid, MessageStatus.READ, datetime.now(UTC))
+    await settled(svc)
+    assert (await status_of(client, mid))["status"] == "READ"
+
+
+async def test_deleting_an_instance_forgets_its_messages(harness: Harness) -> None:
+    client = await harness.start(**NEVER)
+    await pair(client)
+    mid = await send(client)
+    assert (await client.delete(f"{S}/admin")).status_code == 200
+    assert (await client.get(f"{S}/admin/messages/{mid}")).status_code == 404
