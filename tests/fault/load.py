@@ -29,6 +29,7 @@ class Sent:
     code: str | None
     body: dict[str, Any]
     seconds: float
+    started: float = 0.0  # time.monotonic() when the request left
 
 
 async def send_one(http: aiohttp.ClientSession, hub_url: str, api_key: str, cid: int, text: str, key: str,
@@ -41,13 +42,13 @@ async def send_one(http: aiohttp.ClientSession, hub_url: str, api_key: str, cid:
             raw = await resp.read()
             status = resp.status
     except (TimeoutError, aiohttp.ClientError) as exc:
-        return Sent(cid, text, key, 0, type(exc).__name__, {}, time.monotonic() - started)
+        return Sent(cid, text, key, 0, type(exc).__name__, {}, time.monotonic() - started, started)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         body = {"unparsable": raw[:200].decode(errors="replace")}
     code = None if status == 200 else body.get("code")
-    return Sent(cid, text, key, status, code, body, time.monotonic() - started)
+    return Sent(cid, text, key, status, code, body, time.monotonic() - started, started)
 
 
 async def run_load(hub_url: str, keys: dict[int, str], total: int, concurrency: int, tag: str,
