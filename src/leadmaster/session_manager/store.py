@@ -116,19 +116,20 @@ class FenceRejected(Exception):
     """A fenced write found that this node no longer holds the instance's lease (see cluster/fencing.py)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Checked:
-    """A statement returning exactly one row when it wrote, else its caller gets FenceRejected (never merged)."""
-
-    statement: Any
+Fence = tuple[str, int]  # (instance_id, lease token) a send-path write requires (cluster only)
+_Entry = tuple[list[_Write], "asyncio.Future[None]", Fence | None]
 
 
 class Guard(Protocol):
-    """Turns a send-path insert into one conditional on the instance's lease (installed by the cluster)."""
+    """Lease fencing of the send-path writes, installed by the cluster (cluster/schema.py LeaseGuard)."""
 
     node_id: str
 
-    def insert(self, table: sa.Table, instance_id: str, row: dict[str, Any]) -> _Write: ...
+    def fence(self, instance_id: str) -> Fence:
+        """The lease this node holds on `instance_id`; FenceRejected when it holds none."""
+
+    def check(self, conn: sa.Connection, fences: list[Fence]) -> set[Fence]:
+        """Which fences still hold, locking their lease rows until the caller's transaction ends."""
 
 
 class GroupCommitWriter:
@@ -136,13 +137,15 @@ class GroupCommitWriter:
 
     def __init__(self, engine: SqlEngine) -> None:
         self.engine = engine
-        self.queue: queue.SimpleQueue[tuple[list[_Write], asyncio.Future[None]] | None] = queue.SimpleQueue()
+        self.guard: Guard | None = None
+        self.queue: queue.SimpleQueue[_Entry | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self.thread.start()
 
-    async def write(self, *statements: _Write) -> None:
+    async def write(self, *statements: _Write, fence: Fence | None = None) -> None:
+        """Commit `statements` durably; with a fence, only while this node still holds that lease."""
         future = asyncio.get_running_loop().create_future()
-        self.queue.put((list(statements), future))
+        self.queue.put((list(statements), future, fence))
         await future
 
     def close(self) -> None:
@@ -169,20 +172,18 @@ class GroupCommitWriter:
             if stop:
                 return
 
-    def _commit(self, batch: list[tuple[list[_Write], asyncio.Future[None]]]) -> None:
-        rejected: set[int] = set()
+    def _commit(self, batch: list[_Entry]) -> None:
         try:
             with self.engine.begin() as conn:
-                for stmt, rows, owner in _runs(batch):
-                    if isinstance(stmt, Checked):
-                        if len(conn.execute(stmt.statement, rows[0]).all()) != 1:
-                            rejected.add(owner)
-                    else:
-                        # One executemany per run of the same statement: the point of batching.
-                        conn.execute(stmt, rows)
-            results: list[BaseException | None] = [
-                FenceRejected("lease lost") if i in rejected else None for i in range(len(batch))
-            ]
+                fences = [fence for _, _, fence in batch if fence is not None]
+                # One query per batch checks every lease and locks those rows until commit, so no takeover
+                # can commit between the check and these writes; refused entries are left out.
+                held = self.guard.check(conn, fences) if fences and self.guard is not None else set()
+                refused = [fence is not None and fence not in held for _, _, fence in batch]
+                for stmt, rows in _runs([e for e, no in zip(batch, refused, strict=True) if not no]):
+                    # One executemany per run of the same statement: the point of batching.
+                    conn.execute(stmt, rows)
+            results: list[BaseException | None] = [FenceRejected("lease lost") if no else None for no in refused]
         except Exception:
             if len(batch) == 1:
                 logger.exception("store write failed")
@@ -192,19 +193,19 @@ class GroupCommitWriter:
                 for entry in batch:
                     self._commit([entry])
                 return
-        for (_, future), error in zip(batch, results, strict=True):
+        for (_, future, _), error in zip(batch, results, strict=True):
             future.get_loop().call_soon_threadsafe(_resolve, future, error)
 
 
-def _runs(batch: list[tuple[list[_Write], asyncio.Future[None]]]) -> list[tuple[Any, list[dict[str, Any]], int]]:
-    """Consecutive writes of the same statement, merged, in their original order (with the entry of each)."""
-    runs: list[tuple[Any, list[dict[str, Any]], int]] = []
-    for owner, (statements, _) in enumerate(batch):
+def _runs(batch: list[_Entry]) -> list[tuple[Any, list[dict[str, Any]]]]:
+    """Consecutive writes of the same statement, merged, in their original order."""
+    runs: list[tuple[Any, list[dict[str, Any]]]] = []
+    for statements, _, _ in batch:
         for stmt, params in statements:
-            if runs and runs[-1][0] is stmt and not isinstance(stmt, Checked):
+            if runs and runs[-1][0] is stmt:
                 runs[-1][1].append(params)
             else:
-                runs.append((stmt, [params], owner))
+                runs.append((stmt, [params]))
     return runs
 
 
@@ -225,8 +226,15 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         create_schema(self.engine, metadata)
         self.writer = GroupCommitWriter(self.engine)
-        # Set by the cluster (PostgreSQL only): send-path inserts then require this node's lease.
-        self.guard: Guard | None = None
+
+    @property
+    def guard(self) -> Guard | None:
+        """Set by the cluster (PostgreSQL only): send-path writes then require this node's lease."""
+        return self.writer.guard
+
+    @guard.setter
+    def guard(self, guard: Guard | None) -> None:
+        self.writer.guard = guard
 
     @classmethod
     def open(cls, store_url: str | None, data_dir: Path) -> Store:
@@ -308,8 +316,9 @@ class Store:
             "state": "pending",
         }
         # An expired record with the same key may still be there: replace it.
-        insert = (_INSERT_IDEMPOTENCY, row) if self.guard is None else self.guard.insert(idempotency, instance_id, row)
-        await self.writer.write((_DELETE_IDEMPOTENCY, {"i": instance_id, "k": key}), insert)
+        fence = self.guard.fence(instance_id) if self.guard is not None else None
+        delete = (_DELETE_IDEMPOTENCY, {"i": instance_id, "k": key})
+        await self.writer.write(delete, (_INSERT_IDEMPOTENCY, row), fence=fence)
 
     async def finish_idempotency(self, instance_id: str, key: str, status: int, response: dict[str, Any]) -> None:
         """The send went out: replace the pending mark with the answer to replay."""
@@ -328,12 +337,10 @@ class Store:
     # -- sandbox outbox --------------------------------------------------------------------------
 
     async def add_outbox(self, instance_id: str, entry: dict[str, Any]) -> None:
-        if self.guard is None:
-            row = {"instance_id": instance_id, **entry, "node_id": None, "lease_token": None}
-            await self.writer.write((_INSERT_OUTBOX, row))
-            return
-        row = {"instance_id": instance_id, **entry, "node_id": self.guard.node_id, "lease_token": None}
-        await self.writer.write(self.guard.insert(sandbox_outbox, instance_id, row))
+        fence = self.guard.fence(instance_id) if self.guard is not None else None
+        node_id = self.guard.node_id if self.guard is not None else None
+        row = {"instance_id": instance_id, **entry, "node_id": node_id, "lease_token": fence[1] if fence else None}
+        await self.writer.write((_INSERT_OUTBOX, row), fence=fence)
 
     def outbox(self, instance_id: str) -> list[dict[str, Any]]:
         names = ("message_id", "cliente_id", "to", "jid", "message", "timestamp", "node_id", "lease_token")

@@ -1,12 +1,12 @@
-"""The cluster's two tables in PostgreSQL (nodes and leases) and the lease-fenced inserts of the send path."""
+"""The cluster's two tables in PostgreSQL (nodes and leases) and the lease fence of the send path's writes."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from leadmaster.session_manager.store import Checked, FenceRejected
+from leadmaster.session_manager.store import FenceRejected
 
 metadata = sa.MetaData()
 
@@ -33,40 +33,28 @@ leases = sa.Table(
 
 # The database's clock, in the same unit as the columns above.
 DB_NOW = "extract(epoch from clock_timestamp())::double precision"
-_DB_NOW = sa.literal_column(DB_NOW, sa.Float)
+
+# FOR SHARE: a takeover (UPDATE of the same rows) waits until the writes this check guards are committed.
+_CHECK = sa.text(
+    "SELECT instance_id, token FROM sm_cluster_leases WHERE owner = :n AND instance_id = ANY(CAST(:ids AS text[])) "
+    "AND expires_at > $now FOR SHARE".replace("$now", DB_NOW)
+)
 
 
 class LeaseGuard:
-    """Makes the store's send-path inserts conditional on this node still holding a live lease."""
+    """Makes the store's send-path writes conditional on this node still holding a live lease."""
 
-    def __init__(self, node_id: str, token_of: Any) -> None:
+    def __init__(self, node_id: str, token_of: Callable[[str], int | None]) -> None:
         self.node_id = node_id
         self._token_of = token_of  # instance_id -> fencing token this node holds, or None
-        self._statements: dict[str, Any] = {}
 
-    def insert(self, table: sa.Table, instance_id: str, row: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    def fence(self, instance_id: str) -> tuple[str, int]:
         token = self._token_of(instance_id)
         if token is None:
             raise FenceRejected(f"node {self.node_id} does not hold {instance_id!r}")
-        stmt = self._statements.get(table.name)
-        if stmt is None:
-            stmt = self._statements[table.name] = _guarded(table)
-        # A fresh Checked per write: the store's writer never merges these, and checks each one's row count.
-        if "lease_token" in row:
-            row = {**row, "lease_token": token}
-        return Checked(stmt), {**row, "fence_i": instance_id, "fence_n": self.node_id, "fence_t": token}
+        return instance_id, token
 
-
-def _guarded(table: sa.Table) -> Any:
-    """INSERT INTO table SELECT <row> WHERE this node's lease with this token is still live."""
-    names = [c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)]
-    names = [n for n in names if n != "id"]
-    values = [sa.cast(sa.bindparam(n), table.c[n].type).label(n) for n in names]
-    live = sa.exists().where(
-        leases.c.instance_id == sa.bindparam("fence_i"),
-        leases.c.owner == sa.bindparam("fence_n"),
-        leases.c.token == sa.bindparam("fence_t"),
-        leases.c.expires_at > _DB_NOW,
-    )
-    # RETURNING, because the driver reports no row count for INSERT ... SELECT through SQLAlchemy.
-    return table.insert().from_select(names, sa.select(*values).where(live)).returning(sa.literal_column("1"))
+    def check(self, conn: sa.Connection, fences: list[tuple[str, int]]) -> set[tuple[str, int]]:
+        ids = sorted({instance_id for instance_id, _ in fences})
+        rows = conn.execute(_CHECK, {"n": self.node_id, "ids": ids}).all()
+        return {(r.instance_id, int(r.token)) for r in rows}
