@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -74,5 +75,13 @@ def test_three_nodes_and_a_hub_start_form_one_cluster_and_stop(cluster_db: str, 
         assert proc.wait(20) == 0, "\n".join(lines[-30:])
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
+            proc.send_signal(signal.SIGTERM)  # leadmaster stops its children itself
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+                # Its children run in their own process group and outlive a SIGKILL of leadmaster: stop them.
+                for pid in (int(m) for m in re.findall(r"\] \S+ started \(pid (\d+)\)", "\n".join(lines))):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,13 +34,14 @@ leases = sa.Table(
 
 # The database's clock, in the same unit as the columns above.
 DB_NOW = "extract(epoch from clock_timestamp())::double precision"
+
 _DB_NOW = sa.literal_column(DB_NOW, sa.Float)
 
 
 class LeaseGuard:
     """Fences the store's send-path writes: they happen only while this node holds a live lease."""
 
-    def __init__(self, node_id: str, token_of: Any) -> None:
+    def __init__(self, node_id: str, token_of: Callable[[str], int | None]) -> None:
         self.node_id = node_id
         self._token_of = token_of  # instance_id -> fencing token this node holds, or None
         # SELECT ... FOR SHARE: the lease row stays locked until the guarded writes commit, so a takeover
