@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,11 @@ from tests.cluster.stack import LEASE_SECONDS, ClusterStack, Node, poll
 from tests.support.whatsmeow_store import REFUSING_PROXY, plant_paired, stored_devices
 
 N_HUBS = 0
-SM_ENV = {"SESSION_MANAGER_ENGINE": "whatsmeow", "SESSION_MANAGER_WHATSMEOW_PROXY": REFUSING_PROXY}
+# No single-admin instance: only the six planted ones hold leases, so the fair share is exactly two each.
+# A failed dial is retried within half a second, so a node still dialling a device it gave up shows at once.
+SM_ENV = {"SESSION_MANAGER_ENGINE": "whatsmeow", "SESSION_MANAGER_WHATSMEOW_PROXY": REFUSING_PROXY,
+          "SESSION_MANAGER_CONNECT_ON_START": "false", "SESSION_MANAGER_WHATSMEOW_BACKOFF_BASE_SECONDS": "0.2",
+          "SESSION_MANAGER_WHATSMEOW_BACKOFF_CAP_SECONDS": "0.5"}
 IDS = [f"wm_{i}" for i in range(6)]
 FAILED = ("ERROR", "CONNECT_FAILED")
 
@@ -86,10 +91,12 @@ def _tokens(cluster: ClusterStack) -> dict[str, tuple[str, int]]:
     return {r[0]: (r[1], int(r[2])) for r in rows}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Placed:
-    owners: dict[str, str]  # instance -> the node running it
+    owners: dict[str, str]  # instance -> the node it was placed on
     devices: dict[str, str]  # instance -> its stored device JID, as the logs show it
+    history: dict[str, list[str]] = field(default_factory=dict)  # instance -> its owners so far, in order
+    killed: list[str] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +118,7 @@ def placed(cluster: ClusterStack) -> Placed:
             assert body.get("status") != "QR_REQUIRED", (i, body)  # paired: a stored device, never a QR
             return served_by if code == 200 and (body["status"], body.get("reason")) == FAILED else ""
         owners[instance] = poll(failed, 30, f"{instance} ERROR/CONNECT_FAILED on its owner")
-    return Placed(owners, devices)
+    return Placed(owners, devices, {i: [o] for i, o in owners.items()})
 
 
 def test_paired_instances_dial_their_stored_device_on_their_owner_only(
@@ -147,6 +154,7 @@ def test_a_killed_nodes_instances_redial_their_stored_devices_on_new_owners(
     assert worker_pids, "no worker of the victim logged a dial"
     killed = time.monotonic()
     cluster.kill(victim)
+    placed.killed.append(victim.name)
     # Its worker (a child in its own session) sees its pipe close and stops dialling before anyone else
     # may claim the victim's instances (their leases run at least this long after the kill's last renewal).
     poll(lambda: not any(_running(p) for p in worker_pids), LEASE_SECONDS - 1, "the victim's worker exited")
@@ -173,6 +181,7 @@ def test_a_killed_nodes_instances_redial_their_stored_devices_on_new_owners(
     after = _tokens(cluster)
     for instance in moved:
         owner = new_owner[instance][0]
+        placed.history[instance].append(owner)
         assert after[instance][0] == owner and after[instance][1] > tokens[instance][1], (instance, tokens, after)
     # The instances that were not on the victim stayed where they were (status through either survivor).
     for instance in (i for i in IDS if i not in moved):
@@ -196,3 +205,52 @@ def test_a_killed_nodes_instances_redial_their_stored_devices_on_new_owners(
     stored = asyncio.run(stored_devices(cluster.root / "check", cluster.pg_urls[0], IDS))
     assert all(stored.values()), stored
 
+
+
+def test_the_node_back_takes_its_share_and_redials_those_stored_devices(
+    cluster: ClusterStack, placed: Placed
+) -> None:
+    if not placed.killed:
+        pytest.skip("follows the SIGKILL test, which did not run")
+    victim = next(n for n in cluster.nodes if n.name == placed.killed[0])
+    assert victim.svc is not None
+    logged = len(victim.svc.logs().splitlines())
+    cluster.start_node(victim)  # same data dir and port: the same node comes back
+    share = math.ceil(len(IDS) / len(cluster.nodes))
+
+    def fair() -> bool:
+        nodes = cluster.cluster_view(cluster.nodes[0])["nodes"]
+        return all(n["alive"] and n["instances"] == share for n in nodes)
+
+    poll(fair, 30, f"{share} instances on every node again")
+    back = [i for i in IDS if _status(cluster, cluster.nodes[0], i)[2] == victim.name]
+    assert len(back) == share, back
+    for instance in back:
+        placed.history[instance].append(victim.name)
+        poll(lambda i=instance: _status(cluster, victim, i)[1].get("status") == "ERROR"
+             and _dials(victim, logged).get(i) == {placed.devices[i]}, 10,
+             f"{instance} redialled from its stored device on {victim.name}")
+    # From now on only the current owners dial: watch until each has redialled a few times more.
+    marks = {n.name: len(n.svc.logs().splitlines()) for n in cluster.nodes if n.svc is not None}
+    poll(lambda: all(len(_fresh(cluster, marks, i)) >= 3 for i in IDS), 15, "a few more redials of every device")
+    for instance in IDS:
+        assert set(_fresh(cluster, marks, instance)) == {placed.history[instance][-1]}, (instance, placed.history)
+        # Over the whole run, each device was dialled by one node at a time, in the order of its owners.
+        assert _dialers(cluster, instance) == placed.history[instance], instance
+
+
+def _fresh(cluster: ClusterStack, marks: dict[str, int], instance: str) -> list[str]:
+    """The node of each dial of `instance` logged after `marks` (node -> lines it had logged then)."""
+    return [n.name for n in cluster.nodes for _ in range(len(_dial_lines(n, instance, marks[n.name])))]
+
+
+def _dial_lines(node: Node, instance: str, skip_lines: int = 0) -> list[dict[str, Any]]:
+    assert node.svc is not None
+    return [json.loads(ln) for ln in node.svc.logs().splitlines()[skip_lines:]
+            if '"dial failed; retrying"' in ln and f'"instance_id":"{instance}"' in ln]
+
+
+def _dialers(cluster: ClusterStack, instance: str) -> list[str]:
+    """The nodes that dialled `instance`, in time order, consecutive repeats folded."""
+    order = [name for _, name in sorted((e["ts"], n.name) for n in cluster.nodes for e in _dial_lines(n, instance))]
+    return [name for n, name in enumerate(order) if n == 0 or order[n - 1] != name]
