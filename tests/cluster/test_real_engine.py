@@ -4,7 +4,8 @@ Three nodes on one PostgreSQL, every dial refused by `SESSION_MANAGER_WHATSMEOW_
 Six instances have paired credentials stored in the shared whatsmeow store (tests/support/whatsmeow_store.py),
 so each owner dials them from those credentials and, offline, shows ERROR / CONNECT_FAILED. SIGKILL a node:
 each of its instances gets a new owner (lease token bumped) that redials the same stored device, never
-asking for a QR, and no device is ever dialled by two live nodes.
+asking for a QR, and no device is ever dialled by two live nodes. The node back takes its share and
+redials those stored devices.
 """
 
 from __future__ import annotations
