@@ -24,14 +24,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg
-from tests.session_manager.whatsmeow.conftest import Recorder
 from tests.support import db
 from tests.support.processes import start_session_manager
+from tests.support.whatsmeow_store import plant_paired
 
 from bench.bench_memory import call, rss_mb
-from leadmaster.session_manager.config import Settings
-from leadmaster.session_manager.engines.whatsmeow import WhatsmeowEngine
-from leadmaster.session_manager.store import Store
 
 SESSIONS = int(os.environ.get("BENCH_CAPACITY_SESSIONS", "1000"))
 SETTLE_GOAL_S, RSS_GOAL_MB, PG_GOAL, HEALTH_GOAL_S, MAX_DIALS = 60.0, 600.0, 20, 2.0, 16
@@ -96,27 +93,12 @@ def settle(store: str, url: str | None, data_dir: Path, ids: list[str]) -> dict[
             "rss_mb": round(rss, 1), "pg_connections": peak_pg}
 
 
-async def seed_devices(data_dir: Path, url: str | None, ids: list[str]) -> None:
-    settings = Settings(engine="whatsmeow", data_dir=data_dir, store_url=url, connect_on_start=False)
-    engine = WhatsmeowEngine(settings, proxy="http://127.0.0.1:1", test_hooks=True)
-    await engine.start(Recorder())
-    try:
-        await engine.wait_ready()
-        await engine.call_worker("test_seed", {"instances": ids, "first_user": 5491100000000}, within=600)
-    finally:
-        await engine.stop()
-
-
 def startup(store: str, url: str | None, data_dir: Path, ids: list[str]) -> dict[str, Any]:
     # The same start with nothing stored: what the box's load alone costs (/health never waits for the engine).
     started = time.monotonic()
     start_session_manager(data_dir, SESSION_MANAGER_STORE_URL=url or "", **ENV).stop()
     empty = time.monotonic() - started
-    asyncio.run(seed_devices(data_dir, url, ids))
-    service_store = Store.open(url, data_dir)
-    for n, instance_id in enumerate(ids):
-        service_store.set_paired(instance_id, f"{5491100000000 + n}@s.whatsapp.net", str(5491100000000 + n), None)
-    service_store.close()
+    asyncio.run(plant_paired(data_dir, url, ids))
     started = time.monotonic()
     svc = start_session_manager(data_dir, SESSION_MANAGER_STORE_URL=url or "", **ENV)
     healthy = time.monotonic() - started

@@ -31,6 +31,7 @@ const (
 type ending struct {
 	terminal bool // never redialed (QR timeout, logged out, banned, replaced, needs the user)
 	cause    string
+	device   string // the stored device JID dialed; empty for a new device (pairing)
 }
 
 // Session is one instance: its whatsmeow client, its status, its redial loop.
@@ -170,8 +171,9 @@ func (s *Session) run() {
 		attempt := s.attempt
 		s.mu.Unlock()
 		wait := Delay(attempt, s.m.cfg.BackoffBase, s.m.cfg.BackoffCap, nil)
+		// The device says whether this redial resumes stored credentials or starts a pairing.
 		s.m.log.Warn("dial failed; retrying", "instance_id", s.instance, "attempt", attempt,
-			"retry_in_s", wait.Seconds(), "error", truncate(e.cause, 300))
+			"retry_in_s", wait.Seconds(), "device", e.device, "error", truncate(e.cause, 300))
 		s.setStatus(StatusError, ReasonConnectFailed, map[string]any{"attempt": attempt,
 			"retry_in": float64(wait.Milliseconds()) / 1000})
 		timer := time.NewTimer(wait)
@@ -197,10 +199,14 @@ func (s *Session) connectOnce() ending {
 	s.m.releaseDial()
 	defer stop()
 	if err != nil {
+		device := ""
 		if client != nil {
 			client.Disconnect()
+			if client.Store.ID != nil {
+				device = client.Store.ID.String()
+			}
 		}
-		return ending{cause: err.Error()}
+		return ending{cause: err.Error(), device: device}
 	}
 	s.mu.Lock()
 	s.dialed = true

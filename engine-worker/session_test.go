@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"runtime"
@@ -196,5 +197,35 @@ func TestSilentProxyDialIsAbandonedAtOurDeadline(t *testing.T) {
 	}
 	if h.m.dialsInFlight.Load() != 0 {
 		t.Fatal("the abandoned dial still holds its slot")
+	}
+}
+
+// A failed dial's log line names the stored device it dialled, or none for a new device (pairing): how an
+// operator (and the cluster test) tells a redial of stored credentials from a pairing.
+func TestDialFailureLogNamesTheStoredDevice(t *testing.T) {
+	h := newHarness(t, fast)
+	logs := &syncBuffer{}
+	h.m.log = NewLogger(logs, "warning")
+	if _, err := h.call("test_seed", map[string]any{"instances": []string{"stored"}, "first_user": 5491100000042}); err != nil {
+		t.Fatal(err)
+	}
+	h.m.Connect("stored", 1)
+	h.m.Connect("new", 1)
+	devices := func() map[string]string {
+		logs.mu.Lock()
+		text := logs.buf.String()
+		logs.mu.Unlock()
+		found := map[string]string{}
+		for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+			var entry map[string]any
+			if json.Unmarshal([]byte(line), &entry) == nil && entry["msg"] == "dial failed; retrying" {
+				found[entry["instance_id"].(string)] = entry["device"].(string)
+			}
+		}
+		return found
+	}
+	h.waitFor("a failed dial of each", func() bool { return len(devices()) == 2 })
+	if got := devices(); got["stored"] != "5491100000042:7@s.whatsapp.net" || got["new"] != "" {
+		t.Fatalf("devices in the dial-failure logs: %v", got)
 	}
 }
