@@ -59,7 +59,11 @@ _TAKEOVER = _sql(
     "UPDATE sm_cluster_leases AS l SET owner = :n, token = l.token + 1, expires_at = $now + :l "
     "WHERE l.instance_id IN ("
     "  SELECT instance_id FROM sm_cluster_leases WHERE (owner IS NULL OR expires_at < $now) "
-    "  AND NOT (instance_id = ANY(CAST(:skip AS text[]))) ORDER BY owner NULLS FIRST, expires_at, instance_id "
+    # The cooldown skips only leases this node released that nobody took yet; once another node took one and
+    # died, it is a dead node's lease like any other (else a node alone could not take back what it handed to
+    # a node that then died, for the whole cooldown).
+    "  AND NOT (owner IS NULL AND instance_id = ANY(CAST(:skip AS text[]))) "
+    "  ORDER BY owner NULLS FIRST, expires_at, instance_id "
     "  LIMIT :k FOR UPDATE SKIP LOCKED"
     ") AND (l.owner IS NULL OR l.expires_at < $now) RETURNING l.instance_id, l.token"
 )
