@@ -157,6 +157,13 @@ class ClusterStack:
         with self.sm(via, timeout=30) as sm:
             for instance in instances:
                 r = sm.get(f"/api/session-manager/sandbox/{instance}/outbox")
+                deadline = time.monotonic() + 15
+                # An instance still moving (a rebalance's gentle moves go on for a few heartbeats) answers 503
+                # with Retry-After, as CONTRACT §4 says: a careful reader asks again.
+                while r.status_code == 503 and r.json().get("code") == "SESSION_NOT_READY" \
+                        and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    r = sm.get(f"/api/session-manager/sandbox/{instance}/outbox")
                 assert r.status_code == 200, r.text
                 out[instance] = r.json()["messages"]
         return out

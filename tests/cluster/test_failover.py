@@ -27,6 +27,7 @@ def _takeover(cluster: ClusterStack, via: Node, cids: list[int], gone: str, star
     Meanwhile every answer must be a 200 or a 503 SESSION_NOT_READY with Retry-After: never a 500.
     """
     done: dict[int, float] = {}
+    last: dict[int, str] = {}  # the last answer per instance, for the failure message
     deadline = started + LEASE_SECONDS + 15
     with cluster.sm(via, timeout=30) as sm:
         while len(done) < len(cids) and time.monotonic() < deadline:
@@ -34,6 +35,7 @@ def _takeover(cluster: ClusterStack, via: Node, cids: list[int], gone: str, star
                 if cid in done:
                     continue
                 r = sm.get(f"/api/session-manager/sessions/sender_{cid}/status")
+                last[cid] = f"{r.status_code} {r.headers.get('x-served-by')} {r.text[:160]}"
                 if r.status_code == 200:
                     seen["200"] += 1
                     if r.json()["status"] == "READY" and r.headers["x-served-by"] != gone:
@@ -43,7 +45,12 @@ def _takeover(cluster: ClusterStack, via: Node, cids: list[int], gone: str, star
                     assert r.status_code == 503 and r.json()["code"] == "SESSION_NOT_READY", r.text
                     assert r.headers.get("retry-after"), r.headers
             time.sleep(0.05)
-    assert len(done) == len(cids), f"not taken over from {gone}: {sorted(set(cids) - set(done))}"
+    if len(done) != len(cids):
+        assert via.svc is not None
+        events = [ln[:300] for ln in via.svc.logs().splitlines()
+                  if any(w in ln for w in ("lease", "heartbeat", "takeover", "Traceback", "ERROR"))]
+        raise AssertionError(f"not taken over from {gone}: {[last.get(c) for c in sorted(set(cids) - set(done))]}; "
+                             f"{via.name}'s cluster log: {events[-25:]}")
     return done
 
 

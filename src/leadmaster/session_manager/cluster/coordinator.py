@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("leadmaster.session_manager.cluster")
 
 RETRY_AFTER = "2"
-# How long a handed-over instance is not claimed back by the node that released it.
+# How long a handed-over instance is remembered, so that a renewal racing its release never re-adopts it
+# (a takeover skips it for one lease period only: see `_rebalance`).
 _RELEASE_COOLDOWN = 30.0
 
 
@@ -222,7 +223,11 @@ class Cluster:
         self._released = {i: t for i, t in self._released.items() if now - t < _RELEASE_COOLDOWN}
         if todo.claim:
             started = time.monotonic()
-            won = await asyncio.to_thread(self.leases.take_over, todo.claim, list(self._released))
+            # A lease this node just handed over is left to the others for one lease period (three of their
+            # heartbeats): long enough for a live node to take it, short enough that a node left alone (its
+            # taker died or froze) takes it back well within lease + 5 s.
+            recent = [i for i, t in self._released.items() if now - t < self.lease]
+            won = await asyncio.to_thread(self.leases.take_over, todo.claim, recent)
             for instance_id, token in won.items():
                 self.held[instance_id] = Held(token, started + self.validity, time.monotonic())
                 log(logger, logging.INFO, "lease taken over", instance_id=instance_id, token=token)

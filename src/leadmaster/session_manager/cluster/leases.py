@@ -40,8 +40,11 @@ _BEAT = _sql(
     "VALUES (:n, :u, $now, $now, false) "
     "ON CONFLICT (node_id) DO UPDATE SET url = excluded.url, heartbeat_at = excluded.heartbeat_at, draining = false"
 )
+# Only live leases: one that expired while this node was frozen (SIGSTOP, a stalled loop) is up for grabs, and
+# renewing it on waking would take it back from under a node about to claim it (or keep it from ever moving).
 _RENEW = _sql(
-    "UPDATE sm_cluster_leases SET expires_at = $now + :l WHERE owner = :n RETURNING instance_id, token"
+    "UPDATE sm_cluster_leases SET expires_at = $now + :l WHERE owner = :n AND expires_at > $now "
+    "RETURNING instance_id, token"
 )
 # A restarted node is a new incarnation: what it still owns gets a new token before it runs again.
 _ADOPT = _sql(
