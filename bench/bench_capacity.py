@@ -27,10 +27,10 @@ import psycopg
 from tests.session_manager.whatsmeow.conftest import Recorder
 from tests.support import db
 from tests.support.processes import start_session_manager
+from tests.support.whatsmeow import TestableEngine
 
 from bench.bench_memory import call, rss_mb
 from leadmaster.session_manager.config import Settings
-from leadmaster.session_manager.engines.whatsmeow import WhatsmeowEngine
 from leadmaster.session_manager.store import Store
 
 SESSIONS = int(os.environ.get("BENCH_CAPACITY_SESSIONS", "1000"))
@@ -98,7 +98,7 @@ def settle(store: str, url: str | None, data_dir: Path, ids: list[str]) -> dict[
 
 async def seed_devices(data_dir: Path, url: str | None, ids: list[str]) -> None:
     settings = Settings(engine="whatsmeow", data_dir=data_dir, store_url=url, connect_on_start=False)
-    engine = WhatsmeowEngine(settings, proxy="http://127.0.0.1:1", test_hooks=True)
+    engine = TestableEngine(settings, proxy="http://127.0.0.1:1", test_hooks=True)
     await engine.start(Recorder())
     try:
         await engine.wait_ready()
