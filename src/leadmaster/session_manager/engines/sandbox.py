@@ -181,14 +181,20 @@ class SandboxEngine(Engine):
         self.sink.qr_changed(instance_id, None, None)
         digits = phone or "1555" + str(int(hashlib.sha256(instance_id.encode()).hexdigest(), 16))[:7]
         account = Account(f"{digits}@s.whatsapp.net", digits, f"Sandbox {instance_id}")
-        # Credentials first, then the event, as whatsmeow stores its device before reporting PairSuccess.
-        _log_failure(self.storage.save_device(instance_id, account), "save device")
+        # Credentials first, then the event, as whatsmeow stores its device before reporting PairSuccess;
+        # READY waits until they are durable, so a restart after READY always resumes.
+        saved = asyncio.ensure_future(self.storage.save_device(instance_id, account))
         self.sink.paired(instance_id, account)
         self._emit(instance_id, SessionStatus.AUTHENTICATED)
-        self._spawn(instance_id, self._ready_after(instance_id, AUTHENTICATED_SECONDS))
+        self._spawn(instance_id, self._ready_after(instance_id, AUTHENTICATED_SECONDS, saved))
 
-    async def _ready_after(self, instance_id: str, seconds: float) -> None:
+    async def _ready_after(self, instance_id: str, seconds: float, saved: Awaitable[bool] | None = None) -> None:
         await asyncio.sleep(seconds)
+        if saved is not None:
+            try:
+                await saved
+            except Exception:
+                logger.exception("sandbox device write failed", extra={"fields": {"instance_id": instance_id}})
         if self._sim(instance_id).status in (SessionStatus.AUTHENTICATED, SessionStatus.DISCONNECTED):
             self._emit(instance_id, SessionStatus.READY)
 
@@ -202,7 +208,7 @@ class SandboxEngine(Engine):
     async def outbox(self, instance_id: str) -> list[dict[str, Any]]:
         return await self.storage.outbox(instance_id)
 
-    def inject(self, instance_id: str, faults: dict[str, Any]) -> None:
+    async def inject(self, instance_id: str, faults: dict[str, Any]) -> None:
         """Apply validated faults (see api/routes/sandbox.py for the accepted shapes)."""
         sim = self._sim(instance_id)
         if "send_error" in faults:
@@ -218,7 +224,7 @@ class SandboxEngine(Engine):
             self._spawn(instance_id, self._ready_after(instance_id, faults.get("reconnect_after_ms", 1000) / 1000))
         if faults.get("logout"):
             self._cancel(instance_id)
-            _log_failure(self.storage.delete_device(instance_id), "delete device")
+            await self.storage.delete_device(instance_id)  # gone before anyone can ask to connect again
             self.sink.unpaired(instance_id)
             self._emit(instance_id, SessionStatus.ERROR, Reason.LOGGED_OUT)
 
@@ -297,13 +303,3 @@ class SandboxEngine(Engine):
     async def account(self, instance_id: str) -> Account | None:
         return await self.storage.device(instance_id)
 
-
-def _log_failure(write: Awaitable[bool], what: str) -> None:
-    """Let a queued write run on; its failure is logged, not raised into an engine callback."""
-    future = asyncio.ensure_future(write)
-
-    def done(f: asyncio.Future[bool]) -> None:
-        if not f.cancelled() and f.exception() is not None:
-            logger.error("sandbox store write failed", extra={"fields": {"what": what}})
-
-    future.add_done_callback(done)
