@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 
 from leadmaster.session_manager.config import Settings
+from leadmaster.session_manager.engine_storage import StoreSandboxStorage
 from leadmaster.session_manager.engines.base import SentMessage
-from leadmaster.session_manager.engines.sandbox import SandboxEngine
+from leadmaster.session_manager.engines.sandbox import SandboxEngine, SandboxStorage
 from leadmaster.session_manager.store import Store
 from tests.session_manager.conftest import Harness, pair, wait_status
 
@@ -21,8 +22,8 @@ MSG: dict[str, Any] = {"cliente_id": 1, "to": "5491123456789", "message": "hi"}
 class OverlapProbe(SandboxEngine):
     """Records how many sends run at once, per instance and overall."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
-        super().__init__(settings, store)
+    def __init__(self, settings: Settings, storage: SandboxStorage) -> None:
+        super().__init__(settings, storage)
         self.active: dict[str, int] = {}
         self.max_per_instance: dict[str, int] = {}
         self.total = 0
@@ -45,7 +46,7 @@ class OverlapProbe(SandboxEngine):
 
 async def probe_client(harness: Harness) -> tuple[httpx.AsyncClient, OverlapProbe]:
     settings = harness.settings_factory()
-    engine = OverlapProbe(settings, Store.open(settings.store_url, settings.data_dir))
+    engine = OverlapProbe(settings, StoreSandboxStorage(Store.open(settings.store_url, settings.data_dir)))
     return await harness.start(engine=engine), engine
 
 

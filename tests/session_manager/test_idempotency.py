@@ -10,6 +10,7 @@ import time
 import httpx
 import orjson
 
+from leadmaster.session_manager.engine_storage import StoreSandboxStorage
 from leadmaster.session_manager.engines.base import Engine, SendOutcomeUnknown, SentMessage
 from leadmaster.session_manager.engines.sandbox import SandboxEngine
 from leadmaster.session_manager.idempotency import message_id_for
@@ -161,7 +162,7 @@ class CannotChooseIds(LosesTheAnswer):
 
 def _engine(harness: Harness, cls: type[SandboxEngine]) -> SandboxEngine:
     settings = harness.settings_factory()
-    return cls(settings, Store.open(settings.store_url, settings.data_dir))
+    return cls(settings, StoreSandboxStorage(Store.open(settings.store_url, settings.data_dir)))
 
 
 async def test_send_of_unknown_outcome_is_never_sent_again_by_an_engine_that_cannot_choose_ids(

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from leadmaster.contract.status import MessageStatus
+from leadmaster.session_manager.engine_storage import StoreSandboxStorage
 from leadmaster.session_manager.engines.base import SentMessage
 from leadmaster.session_manager.engines.sandbox import SandboxEngine
 from leadmaster.session_manager.messages import messages, to_us
@@ -174,7 +175,7 @@ class OvertakingEngine(SandboxEngine):
 async def test_receipt_overtaking_the_send_answer_is_not_lost(harness: Harness, settings_factory: Any) -> None:
     settings = settings_factory(**NEVER)
     store = Store.open(settings.store_url, settings.data_dir)
-    client = await harness.start(engine=OvertakingEngine(settings, store), store=store, **NEVER)
+    client = await harness.start(engine=OvertakingEngine(settings, StoreSandboxStorage(store)), store=store, **NEVER)
     await pair(client)
     mid = await send(client)
     await settled(service(harness))

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from leadmaster.session_manager.engine_storage import StoreSandboxStorage
 from leadmaster.session_manager.engines.base import SentMessage
 from leadmaster.session_manager.engines.sandbox import SandboxEngine
 from tests.session_manager.conftest import Harness, pair, wait_status
@@ -138,7 +139,7 @@ async def test_send_returns_internal_error_on_unexpected_failure(harness: Harnes
     from leadmaster.session_manager.store import Store
 
     store = Store.open(settings.store_url, settings.data_dir)
-    client = await harness.start(engine=ExplodingEngine(settings, store))
+    client = await harness.start(engine=ExplodingEngine(settings, StoreSandboxStorage(store)))
     await pair(client)
     body = assert_error(await send(client, GOOD), 500, "INTERNAL_ERROR")
     assert "library bug" not in body["message"]

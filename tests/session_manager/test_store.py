@@ -75,3 +75,37 @@ async def test_lazy_finish_rides_with_the_next_write_and_is_flushed_on_close(
         assert record is not None and not record.pending and record.response == {"n": 2}
     finally:
         reopened.close()
+
+
+async def test_sandbox_device_is_saved_replaced_and_deleted(settings_factory: Callable[..., Settings]) -> None:
+    store = open_store(settings_factory)
+    try:
+        assert await store.sandbox_device("i") is None
+        await store.save_sandbox_device("i", "1@s.whatsapp.net", "1", None)
+        await store.save_sandbox_device("i", "2@s.whatsapp.net", "2", "Two")  # a new link replaces the old
+        assert await store.sandbox_device("i") == ("2@s.whatsapp.net", "2", "Two")
+        await store.delete_sandbox_device("i")
+        assert await store.sandbox_device("i") is None
+        await store.save_sandbox_device("j", "3@s.whatsapp.net", "3", None)
+        await store.ensure_instance("j")
+        await store.delete_instance("j")
+        assert await store.sandbox_device("j") is None
+    finally:
+        store.close()
+
+
+async def test_store_from_before_sandbox_devices_keeps_its_paired_sandbox_sessions(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    store = open_store(settings_factory)
+    await store.ensure_instance("never")
+    await store.set_paired("old", "5491100000001@s.whatsapp.net", "5491100000001", "Old")
+    with store.engine.begin() as conn:  # the store as the previous version left it
+        conn.exec_driver_sql("DROP TABLE sm_sandbox_devices")
+    store.close()
+    reopened = open_store(settings_factory)
+    try:
+        assert await reopened.sandbox_device("old") == ("5491100000001@s.whatsapp.net", "5491100000001", "Old")
+        assert await reopened.sandbox_device("never") is None
+    finally:
+        reopened.close()

@@ -18,8 +18,8 @@ from pathlib import Path
 from leadmaster.contract.status import MessageStatus, SessionStatus
 from leadmaster.session_manager.config import Settings
 from leadmaster.session_manager.engines.base import Account
-from leadmaster.session_manager.engines.whatsmeow import WhatsmeowEngine
 from leadmaster.session_manager.store import Store
+from tests.support.whatsmeow import TestableEngine
 
 REFUSING_PROXY = "http://127.0.0.1:1"
 FIRST_USER = 5491100000000
@@ -46,10 +46,10 @@ class _Ignore:
 
 
 @contextlib.asynccontextmanager
-async def hooked_engine(data_dir: Path, store_url: str | None) -> AsyncIterator[WhatsmeowEngine]:
+async def hooked_engine(data_dir: Path, store_url: str | None) -> AsyncIterator[TestableEngine]:
     """A whatsmeow engine whose worker accepts the test operations, on the given store."""
     settings = Settings(engine="whatsmeow", data_dir=data_dir, store_url=store_url, connect_on_start=False)
-    engine = WhatsmeowEngine(settings, proxy=REFUSING_PROXY, test_hooks=True)
+    engine = TestableEngine(settings, proxy=REFUSING_PROXY, test_hooks=True)
     await engine.start(_Ignore())
     try:
         await engine.wait_ready()

@@ -20,6 +20,7 @@ from leadmaster.session_manager.cluster import node_for
 from leadmaster.session_manager.cluster import routes as cluster_routes
 from leadmaster.session_manager.cluster.middleware import ClusterRouter, ServedBy
 from leadmaster.session_manager.config import Settings
+from leadmaster.session_manager.engine_storage import StoreSandboxStorage
 from leadmaster.session_manager.engines import build_engine
 from leadmaster.session_manager.engines.base import Engine
 from leadmaster.session_manager.errors import ServiceError
@@ -34,7 +35,7 @@ def create_app(
     settings: Settings, engine: Engine | None = None, store: Store | None = None, send_shortcut: bool = True
 ) -> FastAPI:
     store = store or Store.open(settings.store_url, settings.data_dir)
-    engine = engine or build_engine(settings, store)
+    engine = engine or build_engine(settings, StoreSandboxStorage(store))
     metrics = Metrics()
     service = SessionService(settings, engine, store, metrics)
     metrics.track_sessions(lambda: [s.status.value for s in service.sessions.values()])

@@ -71,6 +71,18 @@ sandbox_outbox = sa.Table(
 )
 
 
+# The sandbox engine's own record of a linked phone, as whatsmeow keeps its device store apart from the
+# service's `sm_instances` bookkeeping: the engine learns from it whether `connect` resumes (engines/sandbox.py).
+sandbox_devices = sa.Table(
+    "sm_sandbox_devices",
+    metadata,
+    sa.Column("instance_id", sa.String(64), primary_key=True),
+    sa.Column("jid", sa.String(128), nullable=False),
+    sa.Column("phone", sa.String(32), nullable=False),
+    sa.Column("push_name", sa.String(256)),
+)
+
+
 _DELETE_IDEMPOTENCY = idempotency.delete().where(
     idempotency.c.instance_id == sa.bindparam("i"), idempotency.c.key == sa.bindparam("k")
 )
@@ -80,6 +92,7 @@ _FINISH_IDEMPOTENCY = (
     .values(status=sa.bindparam("status"), response=sa.bindparam("response"), state=sa.bindparam("state"))
 )
 _INSERT_IDEMPOTENCY = idempotency.insert()
+_DELETE_DEVICE = sandbox_devices.delete().where(sandbox_devices.c.instance_id == sa.bindparam("i"))
 _UNPAIR = (
     instances.update()
     .where(instances.c.instance_id == sa.bindparam("i"))
@@ -147,6 +160,11 @@ class Store:
             .returning(sandbox_outbox.c.instance_id, sandbox_outbox.c.message_id),
             ("instance_id", "message_id"),
         )
+        device = insert(sandbox_devices)
+        self._save_device = device.on_conflict_do_update(
+            index_elements=["instance_id"],
+            set_={"jid": device.excluded.jid, "phone": device.excluded.phone, "push_name": device.excluded.push_name},
+        )
         self._ensure_instance = insert(instances).on_conflict_do_nothing(index_elements=["instance_id"])
         paired = insert(instances)
         self._set_paired = paired.on_conflict_do_update(
@@ -200,6 +218,7 @@ class Store:
             (instances.delete().where(instances.c.instance_id == instance_id), {}),
             (idempotency.delete().where(idempotency.c.instance_id == instance_id), {}),
             (sandbox_outbox.delete().where(sandbox_outbox.c.instance_id == instance_id), {}),
+            (sandbox_devices.delete().where(sandbox_devices.c.instance_id == instance_id), {}),
         )
 
     # -- idempotency -----------------------------------------------------------------------------
@@ -243,6 +262,23 @@ class Store:
 
     async def purge_idempotency(self, ttl: float) -> None:
         await self.writer.write((idempotency.delete().where(idempotency.c.created_at <= time.time() - ttl), {}))
+
+    # -- sandbox devices -------------------------------------------------------------------------
+
+    async def sandbox_device(self, instance_id: str) -> tuple[str, str, str | None] | None:
+        """(jid, phone, push_name) of the sandbox's linked phone for an instance, or None when unlinked."""
+        cols = (sandbox_devices.c.jid, sandbox_devices.c.phone, sandbox_devices.c.push_name)
+        rows = await self._read(sa.select(*cols).where(sandbox_devices.c.instance_id == instance_id))
+        return (rows[0].jid, rows[0].phone, rows[0].push_name) if rows else None
+
+    def save_sandbox_device(
+        self, instance_id: str, jid: str, phone: str, push_name: str | None
+    ) -> asyncio.Future[bool]:
+        row = {"instance_id": instance_id, "jid": jid, "phone": phone, "push_name": push_name}
+        return self.writer.submit((self._save_device, row))
+
+    def delete_sandbox_device(self, instance_id: str) -> asyncio.Future[bool]:
+        return self.writer.submit((_DELETE_DEVICE, {"i": instance_id}))
 
     # -- sandbox outbox --------------------------------------------------------------------------
 
@@ -295,16 +331,23 @@ def create_schema(engine: SqlEngine, tables: sa.MetaData) -> None:
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+        had_devices = tables is not metadata or sa.inspect(conn).has_table(sandbox_devices.name)
         tables.create_all(conn)
         if tables is metadata:
-            _add_missing_columns(conn)
+            _add_missing_columns(conn, had_devices)
 
 
 _SCHEMA_LOCK = 0x4C4D534D  # any constant shared by every session-manager ("LMSM")
 
 
-def _add_missing_columns(conn: sa.Connection) -> None:
+def _add_missing_columns(conn: sa.Connection, had_devices: bool) -> None:
     """Bring a store made by an earlier version up to date (columns and indexes are only ever added)."""
+    if not had_devices:
+        # Before sm_sandbox_devices the sandbox read `sm_instances.paired`: its paired sessions stay paired.
+        conn.exec_driver_sql(
+            "INSERT INTO sm_sandbox_devices (instance_id, jid, phone, push_name) SELECT instance_id, jid, "
+            "COALESCE(phone, ''), push_name FROM sm_instances WHERE paired AND jid IS NOT NULL"
+        )
     have = {c["name"] for c in sa.inspect(conn).get_columns("sm_idempotency")}
     if "state" not in have:
         conn.exec_driver_sql("ALTER TABLE sm_idempotency ADD COLUMN state VARCHAR(8) NOT NULL DEFAULT 'done'")

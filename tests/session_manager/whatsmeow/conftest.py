@@ -22,9 +22,9 @@ import pytest_asyncio
 from leadmaster.contract.status import MessageStatus, SessionStatus
 from leadmaster.session_manager.config import Settings
 from leadmaster.session_manager.engines.base import Account
-from leadmaster.session_manager.engines.whatsmeow import WhatsmeowEngine
 from leadmaster.session_manager.engines.whatsmeow.process import REPO_ROOT
 from tests.support import db
+from tests.support.whatsmeow import TestableEngine
 
 REFUSING_PROXY = "http://127.0.0.1:1"
 
@@ -102,17 +102,17 @@ class Recorder:
             raise AssertionError(f"{instance_id}: no {status} {reason}; saw {seen_so_far}") from None
 
 
-def make_engine(data_dir: Path, store_url: str | None = None, **options: Any) -> WhatsmeowEngine:
+def make_engine(data_dir: Path, store_url: str | None = None, **options: Any) -> TestableEngine:
     settings = Settings(engine="whatsmeow", data_dir=data_dir, store_url=store_url, connect_on_start=False)
     options.setdefault("proxy", REFUSING_PROXY)
     options.setdefault("test_hooks", True)
-    return WhatsmeowEngine(settings, **options)
+    return TestableEngine(settings, **options)
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def shared(
     tmp_path_factory: pytest.TempPathFactory, wm_store_url: str | None
-) -> AsyncIterator[tuple[WhatsmeowEngine, Recorder]]:
+) -> AsyncIterator[tuple[TestableEngine, Recorder]]:
     """One worker for the module's tests (each uses its own instance ids)."""
     engine = make_engine(tmp_path_factory.mktemp("wm"), wm_store_url, backoff_base=0.1, backoff_cap=0.4)
     recorder = Recorder()

@@ -16,6 +16,7 @@ from leadmaster.contract.status import MessageStatus, Reason, SessionStatus
 from leadmaster.session_manager.engines.base import Account, EngineNotReady
 from leadmaster.session_manager.engines.whatsmeow import WhatsmeowEngine
 from leadmaster.session_manager.engines.whatsmeow.process import WorkerError
+from tests.support.whatsmeow import TestableEngine
 
 from .conftest import Recorder, make_engine
 
@@ -25,7 +26,7 @@ S = SessionStatus
 PHONE_JID = "5491123456789:12@s.whatsapp.net"  # a companion device's JID, as PairSuccess carries it
 
 
-async def seed(engine: WhatsmeowEngine, *instances: str) -> None:
+async def seed(engine: TestableEngine, *instances: str) -> None:
     """Store paired devices (generated keys) for these instances, as a former pairing would have."""
     await engine.call_worker("test_seed", {"instances": list(instances), "first_user": 5491100000001})
 

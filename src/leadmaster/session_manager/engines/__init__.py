@@ -9,14 +9,14 @@ if TYPE_CHECKING:
     # pydantic-settings and SQLAlchemy at start-up.
     from leadmaster.session_manager.config import Settings
     from leadmaster.session_manager.engines.base import Engine
-    from leadmaster.session_manager.store import Store
+    from leadmaster.session_manager.engines.sandbox import SandboxStorage
 
 
-def build_engine(settings: Settings, store: Store) -> Engine:
+def build_engine(settings: Settings, sandbox_storage: SandboxStorage) -> Engine:
     if settings.engine == "sandbox":
         from leadmaster.session_manager.engines.sandbox import SandboxEngine
 
-        return SandboxEngine(settings, store)
+        return SandboxEngine(settings, sandbox_storage)
     # Imported lazily: only the real engine needs its worker-process machinery.
     from leadmaster.session_manager.engines.whatsmeow import WhatsmeowEngine
 

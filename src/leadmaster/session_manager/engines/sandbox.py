@@ -1,7 +1,8 @@
 """The sandbox engine: a WhatsApp simulator with real, rotating, scannable QR payloads (CONTRACT §2.1).
 
-It is a product feature (like a payment provider's test mode): paired state lives in the same store as
-the real engine's bookkeeping, so restarts behave the same way, and faults can be injected on request.
+It is a product feature (like a payment provider's test mode): what it keeps durably (its linked phones and
+WhatsApp's copy of sent messages) goes through `SandboxStorage`, which the store implements in the same database
+as the service's bookkeeping, so restarts behave the same way; faults can be injected on request.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import secrets
 import string
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from leadmaster.contract.status import MessageStatus, Reason, SessionStatus
 from leadmaster.session_manager.config import Settings
@@ -26,11 +29,44 @@ from leadmaster.session_manager.engines.base import (
     SentMessage,
     current_send,
 )
-from leadmaster.session_manager.store import FenceRejected, Store
+
+logger = logging.getLogger("leadmaster.session_manager.engines.sandbox")
 
 # How long a freshly scanned session stays AUTHENTICATED before READY (the real one syncs keys meanwhile).
 AUTHENTICATED_SECONDS = 0.3
 _PAIR_ALPHABET = string.ascii_uppercase + string.digits
+
+
+class SandboxStorage(Protocol):
+    """What the simulator keeps durably; the store implements it and `create_app` wires it in.
+
+    `device` mirrors whatsmeow's device store: the engine learns from its own record of a linked phone, not
+    from the service's paired bookkeeping, whether `connect` resumes or shows a QR. The outbox stands for
+    WhatsApp's servers: one message per (instance, message ID).
+    """
+
+    async def device(self, instance_id: str) -> Account | None:
+        """The linked phone's account, or None when the instance has no credentials."""
+        ...
+
+    def save_device(self, instance_id: str, account: Account) -> Awaitable[bool]:
+        """Queue the credentials write (in order with every other write); await it to know it is durable."""
+        ...
+
+    def delete_device(self, instance_id: str) -> Awaitable[bool]:
+        """Queue the deletion of the credentials."""
+        ...
+
+    async def add_outbox(self, instance_id: str, entry: dict[str, Any]) -> dict[str, Any] | None:
+        """Add a sent message, or return the entry already there under its message_id.
+
+        Raises `EngineNotReady` when this node may not write for the instance (a cluster moved it elsewhere).
+        """
+        ...
+
+    async def outbox(self, instance_id: str) -> list[dict[str, Any]]:
+        """The instance's sent messages, oldest first."""
+        ...
 
 
 class NoQrToScan(Exception):
@@ -66,9 +102,9 @@ class SandboxEngine(Engine):
     # Like WhatsApp, the outbox keeps one message per ID: a re-send under a known ID answers as the first did.
     chooses_message_id: ClassVar[bool] = True
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, storage: SandboxStorage) -> None:
         self.settings = settings
-        self.store = store
+        self.storage = storage
         self.sims: dict[str, _Sim] = {}
         self._sink: EngineSink | None = None
 
@@ -112,10 +148,10 @@ class SandboxEngine(Engine):
         self._cancel(instance_id)
         sim = self._sim(instance_id)
         generation = sim.generation
-        row = await self.store.get_instance(instance_id)
+        device = await self.storage.device(instance_id)
         if sim.generation != generation or self.sims.get(instance_id) is not sim:
-            return  # disconnected (or forgotten) while the store was read: emit nothing more
-        if row is not None and row.paired:
+            return  # disconnected (or forgotten) while the device was read: emit nothing more
+        if device is not None:
             sim.task = asyncio.get_running_loop().create_task(self._resume(instance_id))
         else:
             sim.task = asyncio.get_running_loop().create_task(self._qr_loop(instance_id))
@@ -150,12 +186,21 @@ class SandboxEngine(Engine):
         sim.task = None
         self.sink.qr_changed(instance_id, None, None)
         digits = phone or "1555" + str(int(hashlib.sha256(instance_id.encode()).hexdigest(), 16))[:7]
-        self.sink.paired(instance_id, Account(f"{digits}@s.whatsapp.net", digits, f"Sandbox {instance_id}"))
+        account = Account(f"{digits}@s.whatsapp.net", digits, f"Sandbox {instance_id}")
+        # Credentials first, then the event, as whatsmeow stores its device before reporting PairSuccess;
+        # READY waits until they are durable, so a restart after READY always resumes.
+        saved = asyncio.ensure_future(self.storage.save_device(instance_id, account))
+        self.sink.paired(instance_id, account)
         self._emit(instance_id, SessionStatus.AUTHENTICATED)
-        self._spawn(instance_id, self._ready_after(instance_id, AUTHENTICATED_SECONDS))
+        self._spawn(instance_id, self._ready_after(instance_id, AUTHENTICATED_SECONDS, saved))
 
-    async def _ready_after(self, instance_id: str, seconds: float) -> None:
+    async def _ready_after(self, instance_id: str, seconds: float, saved: Awaitable[bool] | None = None) -> None:
         await asyncio.sleep(seconds)
+        if saved is not None:
+            try:
+                await saved
+            except Exception:
+                logger.exception("sandbox device write failed", extra={"fields": {"instance_id": instance_id}})
         if self._sim(instance_id).status in (SessionStatus.AUTHENTICATED, SessionStatus.DISCONNECTED):
             self._emit(instance_id, SessionStatus.READY)
 
@@ -167,9 +212,9 @@ class SandboxEngine(Engine):
         self._pair(instance_id, phone)
 
     async def outbox(self, instance_id: str) -> list[dict[str, Any]]:
-        return await self.store.outbox(instance_id)
+        return await self.storage.outbox(instance_id)
 
-    def inject(self, instance_id: str, faults: dict[str, Any]) -> None:
+    async def inject(self, instance_id: str, faults: dict[str, Any]) -> None:
         """Apply validated faults (see api/routes/sandbox.py for the accepted shapes)."""
         sim = self._sim(instance_id)
         if "send_error" in faults:
@@ -185,6 +230,7 @@ class SandboxEngine(Engine):
             self._spawn(instance_id, self._ready_after(instance_id, faults.get("reconnect_after_ms", 1000) / 1000))
         if faults.get("logout"):
             self._cancel(instance_id)
+            await self.storage.delete_device(instance_id)  # gone before anyone can ask to connect again
             self.sink.unpaired(instance_id)
             self._emit(instance_id, SessionStatus.ERROR, Reason.LOGGED_OUT)
 
@@ -195,6 +241,7 @@ class SandboxEngine(Engine):
 
     async def logout(self, instance_id: str) -> None:
         self._cancel(instance_id)
+        await self.storage.delete_device(instance_id)
 
     async def forget(self, instance_id: str) -> None:
         self.sims.pop(instance_id, None)
@@ -218,21 +265,18 @@ class SandboxEngine(Engine):
             raise SendFailed("sandbox fault: send_error")
         ctx = current_send.get()
         sent = SentMessage(message_id or "3EB0" + secrets.token_hex(9).upper(), datetime.now(UTC))
-        try:
-            first = await self.store.add_outbox(
-                instance_id,
-                {
-                    "message_id": sent.message_id,
-                    "cliente_id": ctx.cliente_id if ctx else 0,
-                    "to": ctx.to if ctx else jid,
-                    "jid": jid,
-                    "message": text,
-                    "timestamp": sent.timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                },
-            )
-        except FenceRejected:
-            # Another node owns the instance now: like WhatsApp refusing a replaced connection.
-            raise EngineNotReady("this node lost the instance's lease") from None
+        # EngineNotReady when another node owns the instance now: like WhatsApp refusing a replaced connection.
+        first = await self.storage.add_outbox(
+            instance_id,
+            {
+                "message_id": sent.message_id,
+                "cliente_id": ctx.cliente_id if ctx else 0,
+                "to": ctx.to if ctx else jid,
+                "jid": jid,
+                "message": text,
+                "timestamp": sent.timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            },
+        )
         if first is not None:
             # WhatsApp treats a re-send under the same ID as the one message it already has.
             return SentMessage(first["message_id"], datetime.fromisoformat(first["timestamp"]))
@@ -263,7 +307,5 @@ class SandboxEngine(Engine):
         return {p: None if p in sim.not_on_whatsapp else f"{p}@s.whatsapp.net" for p in phones}
 
     async def account(self, instance_id: str) -> Account | None:
-        row = await self.store.get_instance(instance_id)
-        if row is None or not row.paired or not row.jid:
-            return None
-        return Account(row.jid, row.phone or "", row.push_name)
+        return await self.storage.device(instance_id)
+

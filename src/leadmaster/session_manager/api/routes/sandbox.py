@@ -105,5 +105,5 @@ async def faults(request: Request, on: On) -> Response:
             raise errors.InvalidFaultError(f"not_on_whatsapp holds {bad[0][:40]!r}, not a phone number (7-15 digits).")
         fields["not_on_whatsapp"] = digits
     data = fields
-    _engine(on.svc).inject(on.instance_id, data)
+    await _engine(on.svc).inject(on.instance_id, data)
     return json_response(200, {"success": True})

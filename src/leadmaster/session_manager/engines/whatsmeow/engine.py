@@ -211,18 +211,7 @@ class WhatsmeowEngine(Engine):
             return None
         return _account(raw) if isinstance(raw, dict) else None
 
-    # -- test hooks (worker refuses them unless built with test_hooks=True) ----------------------
-
-    async def test_attach(self, instance_id: str) -> None:
-        gen = self._wanted[instance_id] = next(self._gens)
-        await self._call("test_attach", {"instance": instance_id, "gen": gen}, CALL_TIMEOUT)
-
-    async def test_drive(self, instance_id: str, steps: list[dict[str, Any]]) -> None:
-        await self._call("test_drive", {"instance": instance_id, "steps": steps}, CALL_TIMEOUT)
-
-    async def call_worker(self, op: str, args: dict[str, Any] | None = None,
-                          within: float = CALL_TIMEOUT) -> Any:
-        return await self._call(op, args or {}, within)
+    # Calls to the worker's test-only operations live in tests/support/whatsmeow.py (TestableEngine).
 
     async def wait_ready(self, within: float = 60.0) -> int:
         """Wait until a worker is up (tests, benches); returns its pid."""
