@@ -86,7 +86,10 @@ async def retry_ambiguous(hub_url: str, keys: dict[int, str], results: list[Sent
 
 def ambiguous(s: Sent) -> bool:
     """The caller cannot know whether the message went out."""
-    return s.code in AMBIGUOUS or s.body.get("upstream_code") == "SEND_OUTCOME_UNKNOWN"
+    # A 200 whose body was cut short (the session-manager SIGKILLed between writing the head and the body) is a
+    # SESSION_MANAGER_BAD_RESPONSE with upstream_status 200: the send had succeeded, the answer was lost.
+    cut_success = s.code == "SESSION_MANAGER_BAD_RESPONSE" and s.body.get("upstream_status") == 200
+    return s.code in AMBIGUOUS or s.body.get("upstream_code") == "SEND_OUTCOME_UNKNOWN" or cut_success
 
 
 def check_ledger(attempts: list[Sent], outboxes: dict[int, list[dict[str, Any]]], tag: str) -> Counter[str]:
