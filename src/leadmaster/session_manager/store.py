@@ -140,8 +140,6 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: SqlEngine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
-        if not url.startswith("sqlite"):
-            sa.event.listen(self.engine, "connect", _abandon_stalled_transactions)
         if url.startswith("sqlite"):
             # The store's needs: send-path writes go through one group-commit thread and the others are rare
             # (connect, pairing), so a 5 s wait for the lock means trouble, not contention; no foreign keys.
@@ -306,19 +304,6 @@ class Store:
         # Keys can come back as sqlalchemy's quoted_name ("to" is an SQL keyword): orjson wants plain str.
         # node_id/lease_token only where a cluster node sent it: a single node's outbox keeps the contract's shape.
         return [{str(k): v for k, v in r._mapping.items() if v is not None} for r in await self._read(stmt)]
-
-
-# Our transactions last milliseconds. One left open by a frozen process (SIGSTOP, a VM pause) would keep
-# its row locks, among them the lease rows a fenced write locks FOR SHARE, and so block the takeover of
-# that node's instances; PostgreSQL ends such a transaction (its writes are then never committed).
-IDLE_IN_TRANSACTION_TIMEOUT_MS = 2000
-
-
-def _abandon_stalled_transactions(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_TIMEOUT_MS}")
-    cur.close()
-    dbapi_conn.commit()  # psycopg opened a transaction for the SET; SET (not LOCAL) outlives it
 
 
 def _instance(row: Any) -> InstanceRow:

@@ -40,10 +40,12 @@ _BEAT = _sql(
     "VALUES (:n, :u, $now, $now, false) "
     "ON CONFLICT (node_id) DO UPDATE SET url = excluded.url, heartbeat_at = excluded.heartbeat_at, draining = false"
 )
-# Only live leases: one that expired while this node was frozen (SIGSTOP, a stalled loop) is up for grabs, and
-# renewing it on waking would take it back from under a node about to claim it (or keep it from ever moving).
+# A lease that expired while this node was frozen (SIGSTOP, a stalled loop) is up for grabs while another node
+# is alive: renewing it on waking would take it back from under that node (or keep it from ever moving). With
+# no other live node there is nobody to hand it to, and a node alone that fell behind under load keeps it.
 _RENEW = _sql(
-    "UPDATE sm_cluster_leases SET expires_at = $now + :l WHERE owner = :n AND expires_at > $now "
+    "UPDATE sm_cluster_leases SET expires_at = $now + :l WHERE owner = :n AND (expires_at > $now OR NOT EXISTS ("
+    "  SELECT 1 FROM sm_cluster_nodes WHERE node_id <> :n AND heartbeat_at > $now - :l AND NOT draining)) "
     "RETURNING instance_id, token"
 )
 # A restarted node is a new incarnation: what it still owns gets a new token before it runs again.
