@@ -43,10 +43,14 @@ class Checked:
     """A query that must return a row, or none of its job's writes happen and the job fails with FenceRejected.
 
     The cluster's lease fence (cluster/schema.py): it locks the lease row it reads until the commit, so a
-    takeover cannot slip between the check and the writes it guards.
+    takeover cannot slip between the check and the writes it guards. A batch runs each distinct check once,
+    in the order of its `lock_key` parameter: every transaction that locks several of these rows must take
+    them in one order (code-point order, PostgreSQL's `COLLATE "C"`), or it deadlocks with the heartbeat's
+    renewal, which locks them all (cluster/leases.py).
     """
 
     stmt: Any
+    lock_key: str
 
 
 class FenceRejected(Exception):
@@ -175,11 +179,19 @@ class _Lane:
     @staticmethod
     def _execute(conn: Connection, batch: list[_Job]) -> None:
         runs: list[tuple[Any, list[dict[str, Any]]]] = []
+        checks: dict[tuple[Checked, tuple[tuple[str, Any], ...]], bool] = {}
         for job in batch:
             job.inserted = True
-            # Fences first, each on its own: a job that fails one writes nothing at all.
+            for stmt, params in job.writes:
+                if isinstance(stmt, Checked):
+                    checks[stmt, tuple(sorted(params.items()))] = False
+        # Fences first, in lock order, each distinct one once: a job that fails one writes nothing at all.
+        for check in sorted(checks, key=lambda c: str(dict(c[1])[c[0].lock_key])):
+            stmt, items = check
+            checks[check] = conn.execute(stmt.stmt, dict(items)).first() is not None
+        for job in batch:
             job.fenced_out = any(
-                isinstance(stmt, Checked) and conn.execute(stmt.stmt, params).first() is None
+                isinstance(stmt, Checked) and not checks[stmt, tuple(sorted(params.items()))]
                 for stmt, params in job.writes
             )
         for job in batch:

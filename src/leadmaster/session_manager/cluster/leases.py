@@ -7,12 +7,18 @@ the fencing token, so writes fenced with the previous token are refused (schema.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine as SqlEngine
 
 from leadmaster.session_manager.cluster.schema import DB_NOW
+
+logger = logging.getLogger("leadmaster.session_manager.cluster")
+
+_DEADLOCK_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +53,12 @@ _RENEW = _sql(
     "UPDATE sm_cluster_leases SET expires_at = $now + :l WHERE owner = :n AND (expires_at > $now OR NOT EXISTS ("
     "  SELECT 1 FROM sm_cluster_nodes WHERE node_id <> :n AND heartbeat_at > $now - :l AND NOT draining)) "
     "RETURNING instance_id, token"
+)
+# The renewal locks every lease row this node owns. It takes them first, in the one order every such locker
+# uses (the writer's lease fences too, writer.Checked), or a renewal and a group commit fencing two of the
+# same instances deadlock, and the heartbeat that PostgreSQL picks as the victim loses every lease it renews.
+_LOCK_OWN = _sql(
+    'SELECT instance_id FROM sm_cluster_leases WHERE owner = :n ORDER BY instance_id COLLATE "C" FOR UPDATE'
 )
 # A restarted node is a new incarnation: what it still owns gets a new token before it runs again.
 _ADOPT = _sql(
@@ -113,10 +125,20 @@ class Leases:
 
     def beat(self, adopt: bool = False) -> dict[str, int]:
         """Record this node alive and renew every lease it owns; returns {instance_id: token} it owns."""
-        with self.engine.begin() as conn:
-            conn.execute(_BEAT, {"n": self.node_id, "u": self.url})
-            rows = conn.execute(_ADOPT if adopt else _RENEW, {"n": self.node_id, "l": self.lease}).all()
-        return {r.instance_id: int(r.token) for r in rows}
+        for attempt in range(_DEADLOCK_ATTEMPTS):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(_BEAT, {"n": self.node_id, "u": self.url})
+                    conn.execute(_LOCK_OWN, {"n": self.node_id})
+                    rows = conn.execute(_ADOPT if adopt else _RENEW, {"n": self.node_id, "l": self.lease}).all()
+                return {r.instance_id: int(r.token) for r in rows}
+            except sa.exc.OperationalError as exc:
+                # A lock taken outside the one order (a row that became ours between the two statements) can
+                # still deadlock; PostgreSQL rolled the renewal back whole, so running it again is safe.
+                if not isinstance(exc.orig, psycopg.errors.DeadlockDetected) or attempt == _DEADLOCK_ATTEMPTS - 1:
+                    raise
+                logger.warning("lease renewal deadlocked; renewing again", extra={"fields": {"attempt": attempt}})
+        raise AssertionError("unreachable")
 
     def claim(self, instance_id: str) -> int | None:
         """Own an unowned or expired instance; the new token, or None when a live node owns it."""

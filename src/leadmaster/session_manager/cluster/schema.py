@@ -55,7 +55,8 @@ class LeaseGuard:
                 leases.c.token == sa.bindparam("fence_t"),
                 leases.c.expires_at > _DB_NOW,
             )
-            .with_for_update(read=True)
+            .with_for_update(read=True),
+            lock_key="fence_i",
         )
 
     def fence(self, instance_id: str) -> tuple[tuple[Any, dict[str, Any]], int]:
