@@ -53,7 +53,7 @@ async def test_renewals_and_fenced_group_commits_never_deadlock(cluster_db: str)
                 try:
                     assert set(leases.beat()) == set(INSTANCES)
                     renewals += 1
-                except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                except BaseException as exc:  # reported by the assertion below
                     errors.append(exc)
                     return
 
