@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import psycopg
+import pytest
 import sqlalchemy as sa
 
 from leadmaster.session_manager.cluster.leases import Leases
 from leadmaster.session_manager.cluster.schema import metadata
-from leadmaster.session_manager.store import sqlalchemy_url
+from leadmaster.session_manager.store import Store, sqlalchemy_url
 
 
 def _expire(db: str, instance_id: str) -> None:
@@ -32,4 +34,31 @@ def test_a_released_lease_is_taken_back_once_its_new_owner_died(cluster_db: str)
         _expire(cluster_db, "x")
         assert set(a.take_over(10, skip=["x"])) == {"x"}
     finally:
+        engine.dispose()
+
+
+def test_a_node_frozen_mid_transaction_does_not_keep_its_leases(cluster_db: str) -> None:
+    """A writer transaction left open by a frozen node locks its lease rows; the takeover skips locked rows.
+    The store's connections end such a transaction after a short idle, so the instance is taken over."""
+    store = Store(sqlalchemy_url(cluster_db, Path(".")))
+    engine = sa.create_engine(sqlalchemy_url(cluster_db, Path(".")))
+    try:
+        metadata.create_all(engine)
+        frozen = Leases(store.engine, "frozen", "http://frozen", 1.0)
+        taker = Leases(engine, "taker", "http://taker", 1.0)
+        assert frozen.claim("x") is not None
+        conn = store.engine.connect()
+        # The fence a send's batch runs, then nothing: the process stopped before its next statement.
+        conn.execute(sa.text("SELECT 1 FROM sm_cluster_leases WHERE instance_id = 'x' FOR SHARE")).all()
+        deadline = time.monotonic() + 10
+        taken: dict[str, int] = {}
+        while not taken and time.monotonic() < deadline:
+            time.sleep(0.2)
+            taken = taker.take_over(10, skip=[])
+        assert set(taken) == {"x"}, "the frozen transaction kept the lease row locked"
+        with pytest.raises(sa.exc.DBAPIError, match="idle-in-transaction"):  # ended: nothing of it commits
+            conn.execute(sa.text("SELECT 1")).all()
+        conn.invalidate()
+    finally:
+        store.close()
         engine.dispose()

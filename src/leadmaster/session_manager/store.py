@@ -140,6 +140,8 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: SqlEngine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+        if not url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _abandon_stalled_transactions)
         if url.startswith("sqlite"):
             # The store's needs: send-path writes go through one group-commit thread and the others are rare
             # (connect, pairing), so a 5 s wait for the lock means trouble, not contention; no foreign keys.
@@ -304,6 +306,22 @@ class Store:
         # Keys can come back as sqlalchemy's quoted_name ("to" is an SQL keyword): orjson wants plain str.
         # node_id/lease_token only where a cluster node sent it: a single node's outbox keeps the contract's shape.
         return [{str(k): v for k, v in r._mapping.items() if v is not None} for r in await self._read(stmt)]
+
+
+# Our transactions last milliseconds. One left open by a frozen process (SIGSTOP, a VM pause) would keep
+# its row locks, among them the lease rows a fenced write locks FOR SHARE (and a renewal FOR UPDATE), and
+# the takeover skips locked rows: that node's instances would stay down until it woke (a CI run saw two
+# instances wait 17 s). PostgreSQL ends such a transaction, and its writes are never committed. A healthy
+# one is idle only between two statements sent back to back, so 2 s means the process is not running;
+# it is also below any sensible lease, so the locks are gone before the lease is up for takeover.
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 2000
+
+
+def _abandon_stalled_transactions(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_TIMEOUT_MS}")
+    cur.close()
+    dbapi_conn.commit()  # psycopg opened a transaction for the SET; SET (not LOCAL) outlives it
 
 
 def _instance(row: Any) -> InstanceRow:

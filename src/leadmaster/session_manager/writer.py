@@ -167,7 +167,11 @@ class _Lane:
                 self._conn.invalidate()  # a broken connection is replaced on the next batch
             if len(batch) == 1:
                 logger.exception("store write failed")
-                results = [RuntimeError("store write failed")]
+                fenced = any(isinstance(stmt, Checked) for stmt, _ in batch[0].writes)
+                # A fenced write whose transaction the database ended (the node froze past the store's
+                # idle-in-transaction limit, store.py) was not written: the lease may be another node's by now.
+                results = [FenceRejected("the fenced write did not commit") if fenced
+                           else RuntimeError("store write failed")]
             else:
                 # One bad write must not fail its neighbours: retry each on its own.
                 for job in batch:
