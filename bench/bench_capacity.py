@@ -63,6 +63,18 @@ def peak_dials(log: str) -> int:
     return peak
 
 
+def all_failed(base_url: str, url: str | None, ids: list[str], started: float) -> tuple[float | None, int]:
+    """Seconds from `started` until all are ERROR/CONNECT_FAILED (None: not in 120 s); peak PostgreSQL connections."""
+    peak_pg = 0
+    while time.monotonic() - started < 120:
+        peak_pg = max(peak_pg, pg_connections(url))
+        states = sessions(base_url)
+        if all(states.get(i) == ("ERROR", "CONNECT_FAILED") for i in ids):
+            return time.monotonic() - started, peak_pg
+        time.sleep(0.25)
+    return None, peak_pg
+
+
 def settle(store: str, url: str | None, data_dir: Path, ids: list[str]) -> dict[str, Any]:
     svc = start_session_manager(data_dir, SESSION_MANAGER_STORE_URL=url or "", **ENV)
     try:
@@ -70,14 +82,7 @@ def settle(store: str, url: str | None, data_dir: Path, ids: list[str]) -> dict[
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda i: call("POST", f"{svc.base_url}/api/session-manager/sessions/{i}/connect"), ids))
         connected = time.monotonic() - started
-        peak_pg, settled_s = 0, None
-        while time.monotonic() - started < 120:
-            peak_pg = max(peak_pg, pg_connections(url))
-            states = sessions(svc.base_url)
-            if all(states.get(i) == ("ERROR", "CONNECT_FAILED") for i in ids):
-                settled_s = time.monotonic() - started
-                break
-            time.sleep(0.25)
+        settled_s, peak_pg = all_failed(svc.base_url, url, ids, started)
         kept = True
         hold_until = time.monotonic() + 10
         while time.monotonic() < hold_until:  # they keep it while redialling (none back to INIT for good)
@@ -102,16 +107,8 @@ def startup(store: str, url: str | None, data_dir: Path, ids: list[str]) -> dict
     started = time.monotonic()
     svc = start_session_manager(data_dir, SESSION_MANAGER_STORE_URL=url or "", **ENV)
     healthy = time.monotonic() - started
-    peak_pg = 0
     try:
-        all_dialed = None
-        while time.monotonic() - started < 120:
-            peak_pg = max(peak_pg, pg_connections(url))
-            states = sessions(svc.base_url)
-            if all(states.get(i) == ("ERROR", "CONNECT_FAILED") for i in ids):
-                all_dialed = time.monotonic() - started
-                break
-            time.sleep(0.25)
+        all_dialed, peak_pg = all_failed(svc.base_url, url, ids, started)
         time.sleep(5.5)  # one more "dial stats" line
     finally:
         svc.stop()

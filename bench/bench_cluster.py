@@ -26,12 +26,11 @@ sys.path.insert(0, str(ROOT))
 from tests.support import db as testdb  # noqa: E402
 from tests.support.processes import Service, free_port, start_session_manager  # noqa: E402
 
-from bench.bench_sm_send import pair_all  # noqa: E402
 from bench.loadgen import post_json, throughput  # noqa: E402
+from bench.sandbox import MSG, pair_all  # noqa: E402
 
 LEASE = 3.0
 THREADS = 12
-MSG = {"cliente_id": 1, "to": "5491123456789", "message": "bench"}
 
 
 def start_nodes(root: Path, n: int, store_url: str) -> list[Service]:

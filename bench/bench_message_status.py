@@ -11,7 +11,6 @@ Usage: uv run python bench/bench_message_status.py [--calls 2000] [--per-thread 
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import sys
@@ -26,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.processes import start_session_manager  # noqa: E402
 
-from bench.bench_sm_send import MSG, THREADS, pair_all  # noqa: E402
 from bench.loadgen import latency, post_json, throughput  # noqa: E402
+from bench.sandbox import INSTANCES, MSG, THREADS, pair_all, send_args  # noqa: E402
 
 S = "/api/session-manager/sessions"
 POLLS_PER_SECOND, POLL_LIMIT = 10, 100  # 1,000 statuses a second
@@ -71,18 +70,13 @@ def send_rps(port: int, per_thread: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--calls", type=int, default=2000)
-    ap.add_argument("--per-thread", type=int, default=300)
-    ap.add_argument("--rounds", type=int, default=2)
-    args = ap.parse_args()
-    instances = [f"b{i}" for i in range(THREADS)]
+    args = send_args()
     with tempfile.TemporaryDirectory() as tmp:
         sm = start_session_manager(
             Path(tmp), SESSION_MANAGER_LOG_LEVEL="WARNING", SESSION_MANAGER_CONNECT_ON_START="false"
         )
         try:
-            pair_all(sm.base_url, instances)
+            pair_all(sm.base_url, INSTANCES)
             conn = http.client.HTTPConnection("127.0.0.1", sm.port, timeout=30)
             ids = []
             for _ in range(200):
@@ -97,7 +91,7 @@ def main() -> None:
             read = 0.0
             for _ in range(args.rounds):
                 alone.append(send_rps(sm.port, args.per_thread))
-                poller = Poller(sm.port, instances)
+                poller = Poller(sm.port, INSTANCES)
                 poller.start()
                 started = time.perf_counter()
                 polled.append(send_rps(sm.port, args.per_thread))

@@ -11,17 +11,13 @@ Usage: uv run python bench/bench_sm_send.py [--calls 2000] [--per-thread 300] [-
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -30,26 +26,9 @@ from tests.support.db import create_database, drop_database  # noqa: E402
 from tests.support.processes import free_port, start_session_manager, wait_healthy  # noqa: E402
 
 from bench.loadgen import Request, latency, post_json, throughput  # noqa: E402
+from bench.sandbox import INSTANCES, MSG, THREADS, pair_all, send_args  # noqa: E402
 
-THREADS = 16
-MSG = {"cliente_id": 1, "to": "5491123456789", "message": "bench"}
 _keys = itertools.count()
-
-
-def pair_all(base: str, instances: list[str]) -> None:
-    with httpx.Client(base_url=base, timeout=10) as c:
-        for i in instances:
-            c.post(f"/api/session-manager/sessions/{i}/connect")
-        for i in instances:
-            deadline = time.monotonic() + 10
-            while c.get(f"/api/session-manager/sessions/{i}/status").json()["status"] != "QR_REQUIRED":
-                if time.monotonic() > deadline:
-                    raise TimeoutError(i)
-                time.sleep(0.02)
-            c.post(f"/api/session-manager/sandbox/{i}/scan")
-        for i in instances:
-            while c.get(f"/api/session-manager/sessions/{i}/status").json()["status"] != "READY":
-                time.sleep(0.02)
 
 
 def send(instance: str, keyed: bool) -> Request:
@@ -65,12 +44,7 @@ def measure(port: int, calls: int, per_thread: int, keyed: bool) -> dict[str, fl
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--calls", type=int, default=2000)
-    ap.add_argument("--per-thread", type=int, default=300)
-    ap.add_argument("--rounds", type=int, default=2)
-    args = ap.parse_args()
-    instances = [f"b{i}" for i in range(THREADS)]
+    args = send_args()
     env = {"SESSION_MANAGER_LOG_LEVEL": "WARNING", "SESSION_MANAGER_CONNECT_ON_START": "false"}
     pg_url = create_database("leadmaster_bench")
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,8 +63,8 @@ def main() -> None:
         }
         try:
             wait_healthy(f"http://127.0.0.1:{bare_port}/health", bare)
-            pair_all(sqlite_sm.base_url, instances)
-            pair_all(pg_sm.base_url, instances)
+            pair_all(sqlite_sm.base_url, INSTANCES)
+            pair_all(pg_sm.base_url, INSTANCES)
             # Alternate the targets so that machine noise hits all alike.
             runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
             for _ in range(args.rounds):

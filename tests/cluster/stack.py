@@ -1,7 +1,7 @@
 """A real cluster on loopback: N session-manager nodes and M hubs on one PostgreSQL, as processes.
 
-Reuses the fault suite's pieces (process starters, keys, the hub-side helpers and the ledger); what is
-new here is more than one node, and asking which node runs which instance.
+Reuses the fault suite's keys and the shared pieces of tests/support (process starters, cliente set-up);
+what is new here is more than one node, and asking which node runs which instance.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 import psycopg
 
-from tests.fault.stack import ADMIN, SM_KEY, wait_status
+from tests.fault.stack import ADMIN, SM_KEY
 from tests.support import db as testdb
+from tests.support.clientes import add_clientes
 from tests.support.processes import Service, free_port, start_hub, start_session_manager
 
 LEASE_SECONDS = 3.0
@@ -121,19 +122,7 @@ class ClusterStack:
     def add_clientes(self, ids: list[int]) -> None:
         """Create, connect (placed by the cluster) and pair each cliente's instance through the first hub."""
         with self.hub() as hub, self.sm(self.nodes[-1]) as sm:
-            for cid in ids:
-                r = hub.post("/api/admin/clientes", json={"id": cid, "name": f"Cliente {cid}"})
-                assert r.status_code == 201, r.text
-                r = hub.post("/api/admin/api-keys", json={"name": f"k{cid}", "role": "user", "cliente_id": cid})
-                assert r.status_code == 201, r.text
-                self.keys[cid] = r.json()["key"]
-                assert hub.post(f"/api/whatsapp/{cid}/connect").status_code == 200
-            for cid in ids:
-                wait_status(hub, cid, "QR_REQUIRED")
-                r = sm.post(f"/api/session-manager/sandbox/sender_{cid}/scan")
-                assert r.status_code == 200, r.text
-            for cid in ids:
-                wait_status(hub, cid, "READY")
+            self.keys.update(add_clientes(hub, sm, ids))
 
     def owners(self, ids: list[int], via: Node) -> dict[int, str]:
         """cliente id -> node id running its instance (X-Served-By of a status read through `via`)."""

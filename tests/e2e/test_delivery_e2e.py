@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import db as testdb
-from tests.support.processes import Service, start_hub, start_session_manager
+from tests.support.processes import Service, running_stack
 
 SM_KEY = "e2e-delivery-key"
 ADMIN = ("boss", "boss-password-1")
@@ -23,29 +22,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Clie
               "SESSION_MANAGER_CONTACT_CHECKS_PER_HOUR": "3"}
     hub_env = {"SESSION_MANAGER_API_KEY": SM_KEY, "CENTRAL_HUB_ADMIN_USERNAME": ADMIN[0],
                "CENTRAL_HUB_ADMIN_PASSWORD": ADMIN[1]}
-    pg_urls: list[str] = []
-    if testdb.use_postgres():
-        for env, var, driver in ((sm_env, "SESSION_MANAGER_STORE_URL", "postgresql://"),
-                                 (hub_env, "CENTRAL_HUB_DATABASE_URL", "postgresql+psycopg://")):
-            url = testdb.create_database("leadmaster_test_e2e")
-            pg_urls.append(url)
-            env[var] = url.replace("postgresql://", driver, 1)
-    sm_svc = start_session_manager(root / "sm", **sm_env)
-    try:
-        hub_svc = start_hub(root / "hub", sm_svc.base_url, **hub_env)
-        try:
-            token = httpx.post(hub_svc.base_url + "/api/auth/login",
-                               json={"username": ADMIN[0], "password": ADMIN[1]}).json()["access_token"]
-            with httpx.Client(base_url=hub_svc.base_url, headers={"Authorization": f"Bearer {token}"},
-                              timeout=10) as hub, httpx.Client(
-                    base_url=sm_svc.base_url, headers={"Authorization": f"Bearer {SM_KEY}"}, timeout=10) as sm:
-                yield hub, sm, sm_svc
-        finally:
-            hub_svc.stop()
-    finally:
-        sm_svc.stop()
-        for url in pg_urls:
-            testdb.drop_database(url)
+    with running_stack(root, sm_env, hub_env, "leadmaster_test_e2e") as (sm_svc, hub_svc):
+        token = httpx.post(hub_svc.base_url + "/api/auth/login",
+                           json={"username": ADMIN[0], "password": ADMIN[1]}).json()["access_token"]
+        with httpx.Client(base_url=hub_svc.base_url, headers={"Authorization": f"Bearer {token}"},
+                          timeout=10) as hub, httpx.Client(
+                base_url=sm_svc.base_url, headers={"Authorization": f"Bearer {SM_KEY}"}, timeout=10) as sm:
+            yield hub, sm, sm_svc
 
 
 def until(check: Any, timeout: float = 10.0) -> Any:

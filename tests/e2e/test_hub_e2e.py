@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 from tests.support import db as testdb
-from tests.support.processes import Service, start_hub, start_session_manager
+from tests.support.processes import Service, running, running_stack, start_hub
 
 SM_KEY = "e2e-sm-key"
 ADMIN = ("boss", "boss-password-1")
@@ -23,22 +24,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, S
     sm_env = {"SESSION_MANAGER_API_KEY": SM_KEY}
     hub_env = {"SESSION_MANAGER_API_KEY": SM_KEY, "CENTRAL_HUB_ADMIN_USERNAME": ADMIN[0],
                "CENTRAL_HUB_ADMIN_PASSWORD": ADMIN[1], "SESSION_MANAGER_HEALTH_INTERVAL": "1"}
-    pg_urls: list[str] = []
-    if testdb.use_postgres():
-        for env, var, driver in ((sm_env, "SESSION_MANAGER_STORE_URL", "postgresql://"),
-                                 (hub_env, "CENTRAL_HUB_DATABASE_URL", "postgresql+psycopg://")):
-            url = testdb.create_database("leadmaster_test_e2e")
-            pg_urls.append(url)
-            env[var] = url.replace("postgresql://", driver, 1)
-    sm = start_session_manager(root / "sm", **sm_env)
+    with running_stack(root, sm_env, hub_env, "leadmaster_test_e2e") as (sm, hub):
+        yield sm, hub
+
+
+def admin_client(hub_svc: Service, timeout: float = 5.0) -> httpx.Client:
+    token = httpx.post(hub_svc.base_url + "/api/auth/login",
+                       json={"username": ADMIN[0], "password": ADMIN[1]}).json()["access_token"]
+    return httpx.Client(base_url=hub_svc.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+
+
+@contextlib.contextmanager
+def another_hub(sm_svc: Service, data_dir: Path, **env: str) -> Iterator[httpx.Client]:
+    """One more hub on the stack's session-manager, with a database of its own; its admin's client."""
+    env = {"CENTRAL_HUB_ADMIN_USERNAME": ADMIN[0], "CENTRAL_HUB_ADMIN_PASSWORD": ADMIN[1], **env}
+    pg_urls = testdb.service_databases("leadmaster_test_e2e", hub_env=env)
     try:
-        hub = start_hub(root / "hub", sm.base_url, **hub_env)
-        try:
-            yield sm, hub
-        finally:
-            hub.stop()
+        with running(start_hub(data_dir, sm_svc.base_url, **env)) as hub_svc, admin_client(hub_svc) as hub:
+            yield hub
     finally:
-        sm.stop()
         for url in pg_urls:
             testdb.drop_database(url)
 
@@ -57,9 +61,7 @@ def wait_status(hub: httpx.Client, cliente: int, want: str, timeout: float = 15)
 def test_create_connect_pair_send_and_log(stack: tuple[Service, Service]) -> None:
     sm_svc, hub_svc = stack
     sm = httpx.Client(base_url=sm_svc.base_url, headers={"Authorization": f"Bearer {SM_KEY}"}, timeout=10)
-    token = httpx.post(hub_svc.base_url + "/api/auth/login",
-                       json={"username": ADMIN[0], "password": ADMIN[1]}).json()["access_token"]
-    hub = httpx.Client(base_url=hub_svc.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    hub = admin_client(hub_svc, timeout=10)
 
     assert hub.post("/api/admin/clientes", json={"id": 51, "name": "Acme"}).status_code == 201
     assert hub.get("/api/whatsapp/51/status").json()["status"] == "DISCONNECTED"
@@ -116,40 +118,19 @@ def test_hub_with_wrong_session_manager_key_reports_auth_failure(
     stack: tuple[Service, Service], tmp_path: Path
 ) -> None:
     sm_svc, _ = stack
-    env = {"SESSION_MANAGER_API_KEY": "wrong", "CENTRAL_HUB_ADMIN_USERNAME": ADMIN[0],
-           "CENTRAL_HUB_ADMIN_PASSWORD": ADMIN[1]}
-    pg = testdb.create_database("leadmaster_test_e2e") if testdb.use_postgres() else None
-    if pg:
-        env["CENTRAL_HUB_DATABASE_URL"] = pg.replace("postgresql://", "postgresql+psycopg://", 1)
-    hub_svc = start_hub(tmp_path / "hub2", sm_svc.base_url, **env)
-    try:
-        token = httpx.post(hub_svc.base_url + "/api/auth/login",
-                           json={"username": ADMIN[0], "password": ADMIN[1]}).json()["access_token"]
-        hub = httpx.Client(base_url=hub_svc.base_url, headers={"Authorization": f"Bearer {token}"})
+    with another_hub(sm_svc, tmp_path / "hub2", SESSION_MANAGER_API_KEY="wrong") as hub:
         hub.post("/api/admin/clientes", json={"id": 7, "name": "x"})
         r = hub.get("/api/whatsapp/7/status")
         assert (r.status_code, r.json()["code"], r.json()["upstream_status"]) == (
             502, "SESSION_MANAGER_AUTH_FAILED", 401)
-    finally:
-        hub_svc.stop()
-        if pg:
-            testdb.drop_database(pg)
 
 
 def test_single_admin_mode_against_the_real_session_manager(
     stack: tuple[Service, Service], tmp_path: Path
 ) -> None:
     sm_svc, _ = stack
-    env = {"SESSION_MANAGER_API_KEY": SM_KEY, "SESSION_MANAGER_API": "single-admin",
-           "CENTRAL_HUB_ADMIN_USERNAME": ADMIN[0], "CENTRAL_HUB_ADMIN_PASSWORD": ADMIN[1]}
-    pg = testdb.create_database("leadmaster_test_e2e") if testdb.use_postgres() else None
-    if pg:
-        env["CENTRAL_HUB_DATABASE_URL"] = pg.replace("postgresql://", "postgresql+psycopg://", 1)
-    hub_svc = start_hub(tmp_path / "hub3", sm_svc.base_url, **env)
-    try:
-        token = httpx.post(hub_svc.base_url + "/api/auth/login",
-                           json={"username": ADMIN[0], "password": ADMIN[1]}).json()["access_token"]
-        hub = httpx.Client(base_url=hub_svc.base_url, headers={"Authorization": f"Bearer {token}"})
+    with another_hub(sm_svc, tmp_path / "hub3", SESSION_MANAGER_API_KEY=SM_KEY,
+                     SESSION_MANAGER_API="single-admin") as hub:
         hub.post("/api/admin/clientes", json={"id": 8, "name": "x"})
         status = hub.get("/api/whatsapp/8/status")
         assert status.status_code == 200 and status.json()["status"] in {
@@ -159,7 +140,3 @@ def test_single_admin_mode_against_the_real_session_manager(
         assert (r.status_code, r.json()["code"]) == (501, "NOT_SUPPORTED")
         paths = [i["path"] for i in hub.get("/api/whatsapp/8/interactions").json()["items"]]
         assert paths == ["/connect", "/status"]
-    finally:
-        hub_svc.stop()
-        if pg:
-            testdb.drop_database(pg)

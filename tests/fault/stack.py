@@ -6,7 +6,6 @@ the same throwaway databases), so a test can SIGKILL either one and start it aga
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import httpx
 
 from tests.support import db as testdb
+from tests.support.clientes import add_clientes
 from tests.support.processes import Service, start_hub, start_session_manager
 
 SM_KEY = "fault-sm-key-0123456789"
@@ -49,12 +49,7 @@ class Stack:
         self.hub_env = {"SESSION_MANAGER_API_KEY": SM_KEY, "CENTRAL_HUB_ADMIN_USERNAME": ADMIN[0],
                         "CENTRAL_HUB_ADMIN_PASSWORD": ADMIN[1], "SESSION_MANAGER_HEALTH_INTERVAL": "0",
                         **self.hub_env}
-        if testdb.use_postgres():
-            for env, var, driver in ((self.sm_env, "SESSION_MANAGER_STORE_URL", "postgresql://"),
-                                     (self.hub_env, "CENTRAL_HUB_DATABASE_URL", "postgresql+psycopg://")):
-                url = testdb.create_database("leadmaster_test_fault")
-                self.pg_urls.append(url)
-                env[var] = url.replace("postgresql://", driver, 1)
+        self.pg_urls += testdb.service_databases("leadmaster_test_fault", self.sm_env, self.hub_env)
         self.start_sm()
         self.start_hub()
         self.token = self.login()
@@ -110,18 +105,7 @@ class Stack:
     def add_clientes(self, ids: list[int]) -> None:
         """Create each cliente with a user API key of its own, connect and pair its instance."""
         with self.hub_client() as hub, self.sm_client() as sm:
-            for cid in ids:
-                r = hub.post("/api/admin/clientes", json={"id": cid, "name": f"Cliente {cid}"})
-                assert r.status_code == 201, r.text
-                r = hub.post("/api/admin/api-keys", json={"name": f"k{cid}", "role": "user", "cliente_id": cid})
-                assert r.status_code == 201, r.text
-                self.keys[cid] = r.json()["key"]
-                assert hub.post(f"/api/whatsapp/{cid}/connect").status_code == 200
-            for cid in ids:
-                wait_status(hub, cid, "QR_REQUIRED")
-                assert sm.post(f"/api/session-manager/sandbox/sender_{cid}/scan").status_code == 200
-            for cid in ids:
-                wait_status(hub, cid, "READY")
+            self.keys.update(add_clientes(hub, sm, ids))
 
     def fault(self, cid: int, **faults: Any) -> None:
         with self.sm_client() as sm:
@@ -134,16 +118,3 @@ class Stack:
             assert r.status_code == 200, r.text
             messages: list[dict[str, Any]] = r.json()["messages"]
             return messages
-
-
-def wait_status(hub: httpx.Client, cid: int, want: str, timeout: float = 20) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        r = hub.get(f"/api/whatsapp/{cid}/status")
-        if r.status_code == 200:
-            body = r.json()
-            if body.get("status") == want:
-                return body
-        time.sleep(0.05)
-    raise AssertionError(f"cliente {cid} never reached {want}; last {body}")

@@ -7,7 +7,8 @@ import time
 import httpx
 import pytest
 
-from tests.fault.stack import TO, Stack, wait_status
+from tests.fault.stack import TO, Stack
+from tests.support.clientes import wait_status
 
 CLIENTE = 301
 USER = ("ana", "ana-password-0123")

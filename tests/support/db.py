@@ -26,3 +26,19 @@ def drop_database(url: str) -> None:
     name = url.rsplit("/", 1)[1]
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def service_databases(
+    prefix: str, sm_env: dict[str, str] | None = None, hub_env: dict[str, str] | None = None
+) -> list[str]:
+    """On the PostgreSQL pass, a throwaway database for each service env given, set in it; their libpq URLs."""
+    if not use_postgres():
+        return []
+    urls: list[str] = []
+    for env, var, driver in ((sm_env, "SESSION_MANAGER_STORE_URL", "postgresql://"),
+                             (hub_env, "CENTRAL_HUB_DATABASE_URL", "postgresql+psycopg://")):
+        if env is not None:
+            url = create_database(prefix)
+            urls.append(url)
+            env[var] = url.replace("postgresql://", driver, 1)
+    return urls

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support import db
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -122,3 +124,24 @@ def running(service: Service) -> Iterator[Service]:
         yield service
     finally:
         service.stop()
+
+
+@contextlib.contextmanager
+def running_stack(
+    root: Path, sm_env: dict[str, str], hub_env: dict[str, str], db_prefix: str
+) -> Iterator[tuple[Service, Service]]:
+    """A session-manager and a hub wired to it (on the PostgreSQL pass each on a throwaway database)."""
+    pg_urls = db.service_databases(db_prefix, sm_env, hub_env)
+    try:
+        sm = start_session_manager(root / "sm", **sm_env)
+        try:
+            hub = start_hub(root / "hub", sm.base_url, **hub_env)
+            try:
+                yield sm, hub
+            finally:
+                hub.stop()
+        finally:
+            sm.stop()
+    finally:
+        for url in pg_urls:
+            db.drop_database(url)

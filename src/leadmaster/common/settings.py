@@ -1,7 +1,22 @@
-"""How both services report a bad setting: one line naming each bad variable and its value (CONTRACT §3.1)."""
+"""Settings both services share: empty variables as unset, and one line naming each bad variable (CONTRACT §3.1)."""
 
-from pydantic import ValidationError
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, ValidationError
 from pydantic_settings import BaseSettings
+
+from leadmaster.common.logs import LogFormat
+
+
+def _empty_is_unset(value: Any) -> Any:
+    return value or None
+
+
+# A variable that may be left empty: `VAR=` counts as not set.
+OptionalText = Annotated[str | None, AfterValidator(_empty_is_unset)]
+# json or pretty; empty or unset: pretty on a terminal, json otherwise (common.logs). Emptiness is
+# handled before validation, where an empty string is not one of the two choices.
+OptionalLogFormat = Annotated[LogFormat | None, BeforeValidator(_empty_is_unset)]
 
 
 def variable_name(settings_cls: type[BaseSettings], loc: str) -> str:

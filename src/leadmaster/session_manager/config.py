@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from leadmaster.common.logs import LOG_FORMAT_VAR
+from leadmaster.common.settings import OptionalLogFormat, OptionalText
 from leadmaster.contract.ids import is_valid_instance_id
 
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
@@ -28,12 +30,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     engine: Literal["whatsmeow", "sandbox"] = "whatsmeow"
     data_dir: Path = Path("./data/session-manager")
-    store_url: str | None = None
+    store_url: OptionalText = None
     default_instance: str = "admin"
-    api_key: str | None = None
+    api_key: OptionalText = None
     log_level: str = "INFO"
-    # json or pretty; unset: pretty on a terminal, json otherwise (common.logs).
-    log_format: Literal["json", "pretty"] | None = Field(None, validation_alias="LEADMASTER_LOG_FORMAT")
+    log_format: OptionalLogFormat = Field(None, validation_alias=LOG_FORMAT_VAR)
     # Seconds a client may take to send a whole request (head and body) before it is dropped with a 408.
     request_read_timeout: float = Field(10.0, gt=0)
     # Sandbox only: pair by itself this many seconds after the first QR (0 = only on /scan).
@@ -54,7 +55,7 @@ class Settings(BaseSettings):
     # Idempotency records are kept this long (CONTRACT §2.5: 24 h).
     idempotency_ttl_seconds: int = 24 * 3600
     # Whatsmeow only: dial WhatsApp through this proxy (tests use http://127.0.0.1:1 to fail dials fast).
-    whatsmeow_proxy: str | None = None
+    whatsmeow_proxy: OptionalText = None
     # Whatsmeow only: reconnect backoff after a failed dial (exponential with jitter, first delay and cap).
     whatsmeow_backoff_base_seconds: float = Field(1.0, gt=0)
     whatsmeow_backoff_cap_seconds: float = Field(300.0, gt=0)
@@ -62,16 +63,6 @@ class Settings(BaseSettings):
     whatsmeow_max_dials: int = Field(16, ge=1, le=1000)
     # Whatsmeow only: the one database pool of every device of the node (PostgreSQL server connections).
     whatsmeow_db_connections: int = Field(8, ge=1, le=100)
-
-    @field_validator("api_key", "store_url", "whatsmeow_proxy")
-    @classmethod
-    def _empty_is_none(cls, value: str | None) -> str | None:
-        return value or None
-
-    @field_validator("log_format", mode="before")
-    @classmethod
-    def _unset_format(cls, value: str | None) -> str | None:
-        return value or None
 
     @field_validator("default_instance")
     @classmethod

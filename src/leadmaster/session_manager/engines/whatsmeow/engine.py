@@ -163,14 +163,7 @@ class WhatsmeowEngine(Engine):
             await asyncio.to_thread(self.credentials.delete, instance_id)
 
     async def pair_code(self, instance_id: str, phone: str) -> str:
-        try:
-            return str(await self._call("pair_code", {"instance": instance_id, "phone": phone}, 25.0))
-        except WorkerError as exc:
-            if exc.kind == protocol.NOT_READY:
-                raise EngineNotReady(str(exc)) from exc
-            raise EngineError(str(exc)) from exc
-        except WorkerTimeout as exc:
-            raise EngineError(str(exc)) from exc
+        return str(await self._command("pair_code", {"instance": instance_id, "phone": phone}, 25.0))
 
     async def send_text(
         self, instance_id: str, jid: str, text: str, message_id: str | None = None
@@ -181,24 +174,15 @@ class WhatsmeowEngine(Engine):
             # idempotency key.
             result = await self._call("send", args, SEND_RPC_TIMEOUT, lost=SendOutcomeUnknown)
         except WorkerError as exc:
-            if exc.kind == protocol.NOT_READY:
-                raise EngineNotReady(str(exc)) from exc
             if exc.kind == protocol.SEND_OUTCOME_UNKNOWN:
                 raise SendOutcomeUnknown(str(exc)) from exc
-            raise SendFailed(str(exc)) from exc
+            raise _refusal(exc, SendFailed) from exc
         except WorkerTimeout as exc:
             raise SendOutcomeUnknown(f"the WhatsApp worker did not answer the send: {exc}") from exc
         return SentMessage(str(result["id"]), _timestamp(int(result.get("timestamp") or 0)))
 
     async def check_numbers(self, instance_id: str, phones: list[str]) -> dict[str, str | None]:
-        try:
-            found = await self._call("check_numbers", {"instance": instance_id, "phones": phones}, 20.0)
-        except WorkerError as exc:
-            if exc.kind == protocol.NOT_READY:
-                raise EngineNotReady(str(exc)) from exc
-            raise EngineError(str(exc)) from exc
-        except WorkerTimeout as exc:
-            raise EngineError(str(exc)) from exc
+        found = await self._command("check_numbers", {"instance": instance_id, "phones": phones}, 20.0)
         return {phone: (str(found[phone]) if found.get(phone) else None) for phone in phones}
 
     async def account(self, instance_id: str) -> Account | None:
@@ -348,6 +332,15 @@ class WhatsmeowEngine(Engine):
         except WorkerGone as exc:
             raise lost(f"the WhatsApp worker stopped: {exc}") from exc
 
+    async def _command(self, op: str, args: dict[str, Any], within: float) -> Any:
+        """One RPC of a command other than send: a refusal or no answer in time is the port's EngineError."""
+        try:
+            return await self._call(op, args, within)
+        except WorkerError as exc:
+            raise _refusal(exc, EngineError) from exc
+        except WorkerTimeout as exc:
+            raise EngineError(str(exc)) from exc
+
     async def _send_connect(self, instance_id: str, gen: int) -> None:
         try:
             await self._call("connect", {"instance": instance_id, "gen": gen}, CALL_TIMEOUT)
@@ -369,6 +362,13 @@ class WhatsmeowEngine(Engine):
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def _refusal(exc: WorkerError, otherwise: type[EngineError]) -> EngineError:
+    """The port's error for a worker's refusal: EngineNotReady when the session is not ready, else `otherwise`."""
+    if exc.kind == protocol.NOT_READY:
+        return EngineNotReady(str(exc))
+    return otherwise(str(exc))
 
 
 def _account(raw: Any) -> Account | None:
