@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from leadmaster.session_manager.cluster.leases import Leases
 from leadmaster.session_manager.cluster.schema import LeaseGuard, metadata
 from leadmaster.session_manager.store import sqlalchemy_url
-from leadmaster.session_manager.writer import GroupCommitWriter
+from leadmaster.session_manager.writer import GroupCommitWriter, _Job, _Lane
 
 INSTANCES = [f"inst-{n:02d}" for n in range(16)]
 SECONDS = 4.0
@@ -84,4 +84,35 @@ async def test_renewals_and_fenced_group_commits_never_deadlock(cluster_db: str)
     finally:
         if writer is not None:
             writer.close()
+        engine.dispose()
+
+
+async def test_one_batch_fences_many_instances_in_one_check_and_refuses_only_the_lost(cluster_db: str) -> None:
+    engine = sa.create_engine(sqlalchemy_url(cluster_db, Path(".")))
+    try:
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE probe (instance_id text NOT NULL, n integer NOT NULL)")
+        leases = Leases(engine, "node-a", "http://a", 60.0)
+        for instance_id in INSTANCES[:4]:
+            assert leases.claim(instance_id) is not None
+        tokens = leases.beat()
+        with engine.begin() as conn:  # another node took inst-02 (new owner, token + 1)
+            conn.exec_driver_sql("UPDATE sm_cluster_leases SET owner = 'node-b', token = token + 1 "
+                                 "WHERE instance_id = 'inst-02'")
+        guard = LeaseGuard("node-a", tokens.get)
+        insert = "INSERT INTO probe (instance_id, n) VALUES (%(i)s, %(n)s)"
+        loop = asyncio.get_running_loop()
+        batch = [_Job([guard.fence(i)[0], (insert, {"i": i, "n": 1})], loop.create_future())
+                 for i in reversed(INSTANCES[:4])]
+        statements: list[str] = []
+        sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        with engine.begin() as conn:
+            _Lane._execute(conn, batch)
+        assert [job.fenced_out for job in batch] == [False, True, False, False]  # inst-03, -02, -01, -00
+        assert sum("FOR SHARE" in s for s in statements) == 1, statements
+        with engine.connect() as conn:
+            written = {r[0] for r in conn.exec_driver_sql("SELECT instance_id FROM probe")}
+        assert written == {"inst-00", "inst-01", "inst-03"}
+    finally:
         engine.dispose()

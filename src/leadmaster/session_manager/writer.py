@@ -19,6 +19,7 @@ import asyncio
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,15 @@ class Checked:
 
     stmt: Any
     lock_key: str
+    # Optional: one statement that checks many parameter sets at once, locking in `lock_key` order, and says
+    # per set (in the order given) whether it passed: a batch fencing 16 instances then costs one round trip.
+    many: Callable[[Connection, list[dict[str, Any]]], list[bool]] | None = None
+
+    def check_all(self, conn: Connection, params: list[dict[str, Any]]) -> list[bool]:
+        """Each parameter set's check; `params` come sorted by `lock_key`."""
+        if self.many is not None and len(params) > 1:
+            return self.many(conn, params)
+        return [conn.execute(self.stmt, p).first() is not None for p in params]
 
 
 class FenceRejected(Exception):
@@ -183,16 +193,18 @@ class _Lane:
     @staticmethod
     def _execute(conn: Connection, batch: list[_Job]) -> None:
         runs: list[tuple[Any, list[dict[str, Any]]]] = []
-        checks: dict[tuple[Checked, tuple[tuple[str, Any], ...]], bool] = {}
+        distinct: dict[Checked, dict[tuple[tuple[str, Any], ...], dict[str, Any]]] = {}
         for job in batch:
             job.inserted = True
             for stmt, params in job.writes:
                 if isinstance(stmt, Checked):
-                    checks[stmt, tuple(sorted(params.items()))] = False
-        # Fences first, in lock order, each distinct one once: a job that fails one writes nothing at all.
-        for check in sorted(checks, key=lambda c: str(dict(c[1])[c[0].lock_key])):
-            stmt, items = check
-            checks[check] = conn.execute(stmt.stmt, dict(items)).first() is not None
+                    distinct.setdefault(stmt, {})[tuple(sorted(params.items()))] = params
+        # Fences first, each distinct one once, in lock order: a job that fails one writes nothing at all.
+        checks: dict[tuple[Checked, tuple[tuple[str, Any], ...]], bool] = {}
+        for check, found in distinct.items():
+            keys = sorted(found, key=lambda k: str(found[k][check.lock_key]))
+            for k, passed in zip(keys, check.check_all(conn, [found[k] for k in keys]), strict=True):
+                checks[check, k] = passed
         for job in batch:
             job.fenced_out = any(
                 isinstance(stmt, Checked) and not checks[stmt, tuple(sorted(params.items()))]

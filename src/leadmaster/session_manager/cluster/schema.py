@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from leadmaster.session_manager.writer import Checked, FenceRejected
 
@@ -57,7 +58,19 @@ class LeaseGuard:
             )
             .with_for_update(read=True),
             lock_key="fence_i",
+            many=self._check_many,
         )
+        # The same check for a whole batch in one statement; ORDER BY under FOR SHARE locks in that order.
+        self._check_all = sa.text(
+            "SELECT instance_id, token FROM sm_cluster_leases WHERE owner = :n "
+            "AND instance_id = ANY(CAST(:ids AS text[])) AND expires_at > $now "
+            'ORDER BY instance_id COLLATE "C" FOR SHARE'.replace("$now", DB_NOW)
+        )
+
+    def _check_many(self, conn: Connection, params: list[dict[str, Any]]) -> list[bool]:
+        rows = conn.execute(self._check_all, {"n": self.node_id, "ids": [p["fence_i"] for p in params]}).all()
+        held = {str(r.instance_id): int(r.token) for r in rows}
+        return [p["fence_n"] == self.node_id and held.get(p["fence_i"]) == p["fence_t"] for p in params]
 
     def fence(self, instance_id: str) -> tuple[tuple[Any, dict[str, Any]], int]:
         """The fence write to put first in a job, and the token it checks; FenceRejected when none is held."""
