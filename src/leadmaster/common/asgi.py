@@ -4,9 +4,10 @@ Pure ASGI rather than BaseHTTPMiddleware because it sits on the send hot path (s
 """
 
 import hmac
+import itertools
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -50,6 +51,12 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], request_id: 
     await send({"type": "http.response.body", "body": payload})
 
 
+# A generated request id: 32 hex digits like a uuid4's, a random per-process half and a counter, because
+# uuid4 asks the kernel for randomness on every request (a system call the send path profile showed).
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count()
+
+
 def _clean_request_id(raw: bytes | None) -> str:
     # A caller's id is kept only when it is short printable ASCII: it goes into every log line.
     if raw:
@@ -59,7 +66,7 @@ def _clean_request_id(raw: bytes | None) -> str:
             text = ""
         if 0 < len(text) <= _REQUEST_ID_MAX and text.isprintable():
             return text
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 class RequestContextMiddleware:
