@@ -53,9 +53,9 @@ def service(harness: Harness) -> SessionService:
 
 
 async def settled(svc: SessionService) -> None:
-    """Wait until every receipt and write so far is committed (the relaxed lane, theirs, commits in queue order)."""
+    """Wait until every receipt and write so far is committed (their lane commits in queue order)."""
     svc.messages.flush()
-    await svc.store.writer.write(relaxed=True)
+    await svc.store.writer.write(status=True)
 
 
 async def test_sandbox_message_goes_sent_delivered_read_with_each_time(harness: Harness) -> None:

@@ -2,7 +2,7 @@
 
 Writes go through the store's `GroupCommitWriter`, the queue the idempotency records and the sandbox outbox
 use, so a send's SENT row shares their group commits. Each row change is stamped `updated_at` from a strictly
-increasing microsecond clock when it is queued, and all of them go to the writer's relaxed lane, which commits
+increasing microsecond clock when it is queued, and all of them go to the writer's status lane, which commits
 in queue order, one transaction after the other: rows become visible in `updated_at` order. A poller that
 has read a change stamped U has therefore already been able to read every change stamped below U, so asking
 `since=U` next never misses one.
@@ -189,10 +189,10 @@ class MessageLog:
                 self._recent.popitem(last=False)
         for stmt, params in late:
             writes.append((stmt, {**params, "u": self._tick()}))
-        # Relaxed, like every message-status write (one lane keeps them in queue order): a status row is WhatsApp's
+        # The status lane (relaxed; one lane keeps every status write in queue order): a status row is WhatsApp's
         # word about a message that is out, not something a re-send could repair, and it survives our process
         # dying; only a PostgreSQL server crash in the next instant could lose it, as SQLite's default would.
-        future = self.store.writer.submit(*writes, relaxed=True)
+        future = self.store.writer.submit(*writes, status=True)
         assert done is not None
         future.add_done_callback(lambda f: _settle(done, f))
 
@@ -222,7 +222,7 @@ class MessageLog:
             key = (instance_id, message_id)
             if key not in self._recent:  # else its SENT row is queued ahead of this update: nothing is early
                 self._hold(key, (status, at_us))
-        future = self.store.writer.submit(*writes, relaxed=True)
+        future = self.store.writer.submit(*writes, status=True)
         future.add_done_callback(_log_failure)
         return future
 

@@ -83,27 +83,31 @@ class GroupCommitWriter:
     """Writer threads that commit queued statements in batches and resolve each caller's future.
 
     On PostgreSQL relaxed writes have a lane (thread and connection) of their own, so that they never wait
-    behind a durable batch's WAL flush; SQLite has one lane (one writer at a time, and every commit is alike).
+    behind a durable batch's WAL flush, and message-status writes (`status`: relaxed, one ordered stream, see
+    messages.py) another, so that two receipts per message do not queue the sandbox outbox behind them;
+    SQLite has one lane (one writer at a time, and every commit is alike).
     """
 
     def __init__(self, engine: SqlEngine) -> None:
+        postgres = engine.dialect.name == "postgresql"
         self.durable = _Lane(engine, "store-writer", relaxed=False)
-        self.relaxed = _Lane(engine, "store-writer-relaxed", relaxed=True) if engine.dialect.name == "postgresql" \
-            else self.durable
+        self.relaxed = _Lane(engine, "store-writer-relaxed", relaxed=True) if postgres else self.durable
+        self.status = _Lane(engine, "store-writer-status", relaxed=True) if postgres else self.durable
 
-    async def write(self, *writes: Write, relaxed: bool = False) -> bool:
+    async def write(self, *writes: Write, relaxed: bool = False, status: bool = False) -> bool:
         """Commit `writes` together; False when a `Returning` insert found its row already there."""
-        return await self.submit(*writes, relaxed=relaxed)
+        return await self.submit(*writes, relaxed=relaxed, status=status)
 
-    def submit(self, *writes: Write, lazy: bool = False, relaxed: bool = False) -> asyncio.Future[bool]:
+    def submit(self, *writes: Write, lazy: bool = False, relaxed: bool = False,
+               status: bool = False) -> asyncio.Future[bool]:
         """Queue `writes`; the future resolves once they are committed (lazy: with the next batch)."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        lane = self.relaxed if relaxed or lazy else self.durable
+        lane = self.status if status else self.relaxed if relaxed or lazy else self.durable
         lane.queue.put(_Job(list(writes), future, lazy))
         return future
 
     def close(self) -> None:
-        for lane in {id(self.durable): self.durable, id(self.relaxed): self.relaxed}.values():
+        for lane in {id(lane): lane for lane in (self.durable, self.relaxed, self.status)}.values():
             lane.close()
 
 
