@@ -11,6 +11,7 @@ import asyncio
 import base64
 import hashlib
 import logging
+import random
 import secrets
 import string
 from collections.abc import Awaitable
@@ -35,6 +36,10 @@ logger = logging.getLogger("leadmaster.session_manager.engines.sandbox")
 # How long a freshly scanned session stays AUTHENTICATED before READY (the real one syncs keys meanwhile).
 AUTHENTICATED_SECONDS = 0.3
 _PAIR_ALPHABET = string.ascii_uppercase + string.digits
+
+# Sandbox message IDs need to be unique, not secret: a generator seeded once, rather than a getrandom system
+# call per send (measurable on the send path).
+_ids = random.Random(secrets.token_bytes(16))
 
 
 class SandboxStorage(Protocol):
@@ -264,7 +269,7 @@ class SandboxEngine(Engine):
             sim.send_errors -= 1
             raise SendFailed("sandbox fault: send_error")
         ctx = current_send.get()
-        sent = SentMessage(message_id or "3EB0" + secrets.token_hex(9).upper(), datetime.now(UTC))
+        sent = SentMessage(message_id or f"3EB0{_ids.getrandbits(72):018X}", datetime.now(UTC))
         # EngineNotReady when another node owns the instance now: like WhatsApp refusing a replaced connection.
         first = await self.storage.add_outbox(
             instance_id,
