@@ -139,8 +139,13 @@ class Guard(Protocol):
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: SqlEngine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
-        if not url.startswith("sqlite"):
+        if url.startswith("sqlite"):
+            self.engine: SqlEngine = sa.create_engine(url)
+        else:
+            # A hard bound on this process's PostgreSQL connections: the node's budget is 20, the whatsmeow
+            # worker's pool takes 8 (SESSION_MANAGER_WHATSMEOW_DB_CONNECTIONS) and the writer's three lanes
+            # hold one each for good; reads beyond the rest wait for a connection instead of opening one.
+            self.engine = sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=POOL_OVERFLOW)
             sa.event.listen(self.engine, "connect", _abandon_stalled_transactions)
         if url.startswith("sqlite"):
             # The store's needs: send-path writes go through one group-commit thread and the others are rare
@@ -306,6 +311,9 @@ class Store:
         # Keys can come back as sqlalchemy's quoted_name ("to" is an SQL keyword): orjson wants plain str.
         # node_id/lease_token only where a cluster node sent it: a single node's outbox keeps the contract's shape.
         return [{str(k): v for k, v in r._mapping.items() if v is not None} for r in await self._read(stmt)]
+
+
+POOL_OVERFLOW = 7  # 5 + 7 = 12 connections at most: with the worker's 8, the node's 20
 
 
 # Our transactions last milliseconds. One left open by a frozen process (SIGSTOP, a VM pause) would keep

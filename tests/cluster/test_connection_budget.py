@@ -1,0 +1,47 @@
+"""The node's PostgreSQL connection budget (issue 9: at most 20 for the whole node): the session-manager's own
+share is a hard 12 (the whatsmeow worker's pool takes the other 8), however many reads run at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import sqlalchemy as sa
+
+from leadmaster.session_manager.store import Store, sqlalchemy_url
+
+READERS = 40  # anyio's default thread limit: the most reads the service can run at once
+
+
+def test_the_store_keeps_to_twelve_postgresql_connections_under_forty_concurrent_reads(cluster_db: str) -> None:
+    store = Store(sqlalchemy_url(cluster_db, Path(".")))
+    peak = 0
+    done = threading.Event()
+
+    def count() -> None:
+        nonlocal peak
+        with psycopg.connect(cluster_db, autocommit=True) as conn:
+            while not done.is_set():
+                row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                   "AND pid <> pg_backend_pid()").fetchone()
+                assert row is not None
+                peak = max(peak, int(row[0]))
+                time.sleep(0.01)
+
+    def read(_n: int) -> int:
+        with store.engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT 1 FROM pg_sleep(0.2)")).scalar_one())
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    try:
+        with ThreadPoolExecutor(READERS) as pool:
+            assert sum(pool.map(read, range(READERS * 2))) == READERS * 2  # every read served, none refused
+    finally:
+        done.set()
+        counter.join(10)
+        store.close()
+    assert 3 < peak <= 12, f"peak {peak} server connections"
