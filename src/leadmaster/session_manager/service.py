@@ -111,7 +111,7 @@ class SessionService:
             for instance_id in dict.fromkeys(wanted):
                 try:
                     # Stored rows need no write: 1,000 of them would hold /health back by seconds on PostgreSQL.
-                    await self._connect(instance_id, ensure_stored=instance_id not in stored)
+                    await self.resume(instance_id, stored=instance_id in stored)
                 except Exception:
                     logger.exception("start-up connect failed", extra={"fields": {"instance_id": instance_id}})
 
@@ -230,6 +230,10 @@ class SessionService:
 
     async def connect(self, instance_id: str) -> dict[str, Any]:
         return await self._connect(instance_id, ensure_stored=True)
+
+    async def resume(self, instance_id: str, stored: bool) -> dict[str, Any]:
+        """Connect as start-up does: an instance whose row is `stored` already needs no write first."""
+        return await self._connect(instance_id, ensure_stored=not stored)
 
     async def _connect(self, instance_id: str, ensure_stored: bool) -> dict[str, Any]:
         s = self._session(instance_id)

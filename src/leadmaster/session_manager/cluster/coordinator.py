@@ -145,8 +145,7 @@ class Cluster:
             for instance_id, token in owned.items():
                 since = self.held[instance_id].since if instance_id in self.held else started
                 self.held[instance_id] = Held(token, deadline, since)
-        for instance_id in fresh:
-            await self._run(instance_id)
+        await self._run(fresh)
 
     async def fence(self, instance_id: str) -> None:
         """Before every send: this node holds a lease on `instance_id` that its own clock says is live."""
@@ -231,22 +230,31 @@ class Cluster:
             for instance_id, token in won.items():
                 self.held[instance_id] = Held(token, started + self.validity, time.monotonic())
                 log(logger, logging.INFO, "lease taken over", instance_id=instance_id, token=token)
-            for instance_id in won:
-                await self._run(instance_id)
+            await self._run(list(won))
         for instance_id in sorted(self.held)[: todo.release]:
             await self.release(instance_id)
 
     # -- engine sessions -------------------------------------------------------------------------
 
-    async def _run(self, instance_id: str) -> None:
-        """A newly owned instance resumes as after a restart (§2.2): paired ones and the single-admin one."""
-        row = await self.service.store.get_instance(instance_id)
-        wanted = (row is not None and row.paired) or (
-            self.connect_on_start and instance_id == self.service.settings.default_instance
-        )
-        if wanted and instance_id in self.held:
+    async def _run(self, instance_ids: list[str]) -> None:
+        """Newly owned instances resume as after a restart (§2.2): paired ones and the single-admin one.
+
+        One read for all of them and no write for a stored one: a node taking over 1,000 instances (or
+        starting with them) spent 2.2 s here reading and writing each instance row in turn."""
+        if not instance_ids:
+            return
+        if len(instance_ids) == 1:
+            found = await self.service.store.get_instance(instance_ids[0])
+            rows = {found.instance_id: found} if found is not None else {}
+        else:
+            rows = {r.instance_id: r for r in await self.service.store.list_instances()}
+        default = self.service.settings.default_instance if self.connect_on_start else None
+        for instance_id in instance_ids:
+            row = rows.get(instance_id)
+            if not ((row is not None and row.paired) or instance_id == default) or instance_id not in self.held:
+                continue
             try:
-                await self.service.connect(instance_id)
+                await self.service.resume(instance_id, stored=row is not None)
             except Exception:
                 logger.exception("takeover connect failed", extra={"fields": {"instance_id": instance_id}})
 
