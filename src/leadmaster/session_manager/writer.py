@@ -92,7 +92,8 @@ class GroupCommitWriter:
         postgres = engine.dialect.name == "postgresql"
         self.durable = _Lane(engine, "store-writer", relaxed=False)
         self.relaxed = _Lane(engine, "store-writer-relaxed", relaxed=True) if postgres else self.durable
-        self.status = _Lane(engine, "store-writer-status", relaxed=True) if postgres else self.durable
+        self.status = _Lane(engine, "store-writer-status", relaxed=True, idempotent=True) if postgres \
+            else self.durable
 
     async def write(self, *writes: Write, relaxed: bool = False, status: bool = False) -> bool:
         """Commit `writes` together; False when a `Returning` insert found its row already there."""
@@ -112,9 +113,10 @@ class GroupCommitWriter:
 
 
 class _Lane:
-    def __init__(self, engine: SqlEngine, name: str, relaxed: bool) -> None:
+    def __init__(self, engine: SqlEngine, name: str, relaxed: bool, idempotent: bool = False) -> None:
         self.engine = engine
         self.relaxed = relaxed
+        self.idempotent = idempotent  # every job's statements may run twice: a failed one is tried once more
         self.queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._conn: Connection | None = None
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -167,7 +169,7 @@ class _Lane:
                 self._conn.commit()
         return self._conn
 
-    def _commit(self, batch: list[_Job]) -> None:
+    def _commit(self, batch: list[_Job], again: bool = False) -> None:
         try:
             conn = self._connection()
             with conn.begin():
@@ -179,6 +181,13 @@ class _Lane:
         except Exception:
             if self._conn is not None:
                 self._conn.invalidate()  # a broken connection is replaced on the next batch
+            if len(batch) == 1 and self.idempotent and not again:
+                # Its statements may run twice (inserts that skip a row already there, forward-only updates):
+                # once more on a new connection, so that a transaction the database ended (a node frozen past
+                # the idle-in-transaction limit, store.py) or a dropped connection loses no status row.
+                logger.warning("store write failed; writing it again on a new connection", exc_info=True)
+                self._commit(batch, again=True)
+                return
             if len(batch) == 1:
                 logger.exception("store write failed")
                 fenced = any(isinstance(stmt, Checked) for stmt, _ in batch[0].writes)
