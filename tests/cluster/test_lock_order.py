@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from leadmaster.session_manager.cluster.leases import Leases
 from leadmaster.session_manager.cluster.schema import LeaseGuard, metadata
 from leadmaster.session_manager.store import sqlalchemy_url
-from leadmaster.session_manager.writer import GroupCommitWriter, _Job, _Lane
+from leadmaster.session_manager.writer import GroupCommitWriter, _Lane
+from leadmaster.session_manager.writes import Job
 
 INSTANCES = [f"inst-{n:02d}" for n in range(16)]
 SECONDS = 4.0
@@ -103,7 +104,7 @@ async def test_one_batch_fences_many_instances_in_one_check_and_refuses_only_the
         guard = LeaseGuard("node-a", tokens.get)
         insert = "INSERT INTO probe (instance_id, n) VALUES (%(i)s, %(n)s)"
         loop = asyncio.get_running_loop()
-        batch = [_Job([guard.fence(i)[0], (insert, {"i": i, "n": 1})], loop.create_future())
+        batch = [Job([guard.fence(i)[0], (insert, {"i": i, "n": 1})], loop.create_future())
                  for i in reversed(INSTANCES[:4])]
         statements: list[str] = []
         sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,8 @@ import sqlalchemy as sa
 
 from leadmaster.common.logs import log
 from leadmaster.contract.status import MessageStatus
-from leadmaster.session_manager.store import Store, create_schema
+from leadmaster.session_manager.store import Store, create_schema, driver_sql
+from leadmaster.session_manager.writes import Rows
 
 logger = logging.getLogger("leadmaster.session_manager.messages")
 
@@ -105,12 +105,32 @@ _UPDATE_SQL = {
 }
 
 
+# PostgreSQL: the same writes for many rows in one statement (writes.Rows), each parameter an array. A receipt
+# batch may name a message twice: DISTINCT ON keeps its first (lowest `u`), as one statement per row would.
+_PG_MANY = {
+    "insert": (
+        'INSERT INTO sm_messages (instance_id, message_id, "to", status, sent_at, delivered_at, read_at, updated_at) '
+        "SELECT * FROM unnest(%(instance_id)s::varchar[], %(message_id)s::varchar[], %(to)s::varchar[], "
+        "%(status)s::varchar[], %(sent_at)s::bigint[], %(delivered_at)s::bigint[], %(read_at)s::bigint[], "
+        "%(updated_at)s::bigint[]) ON CONFLICT (instance_id, message_id) DO NOTHING"
+    ),
+    MessageStatus.DELIVERED: "status = 'DELIVERED', delivered_at = v.at_, updated_at = v.u {where} "
+                             "AND t.status = 'SENT'",
+    MessageStatus.READ: "status = 'READ', read_at = v.at_, delivered_at = COALESCE(t.delivered_at, v.at_), "
+                        "updated_at = v.u {where} AND t.status IN ('SENT', 'DELIVERED')",
+    MessageStatus.FAILED: "status = 'FAILED', updated_at = v.u {where} AND t.status = 'SENT'",
+}
+_PG_UPDATE_FROM = (
+    "FROM (SELECT DISTINCT ON (i, m) * FROM unnest(%(i)s::varchar[], %(m)s::varchar[], %(at_)s::bigint[], "
+    "%(u)s::bigint[]) AS v(i, m, at_, u) ORDER BY i, m, u) AS v WHERE t.instance_id = v.i AND t.message_id = v.m"
+)
+
+
+def _rows(one: str, many: str | None, postgres: bool) -> Rows:
+    return Rows(driver_sql(one, postgres), many if postgres else None)
+
+
 _SELECT_SQL = 'SELECT message_id, "to", status, sent_at, delivered_at, read_at, updated_at FROM sm_messages '
-
-
-def _driver_sql(sql: str, postgres: bool) -> str:
-    """Named parameters in the driver's own style: `:name` (sqlite3) or `%(name)s` (psycopg)."""
-    return re.sub(r"(?<!:):(\w+)", r"%(\1)s", sql) if postgres else sql
 
 
 class MessageLog:
@@ -123,14 +143,18 @@ class MessageLog:
         # Driver SQL, built once: the writer merges consecutive writes of the same statement object into one
         # executemany and runs strings without SQLAlchemy's per-row work (there are two receipts per message).
         pg = store.engine.dialect.name == "postgresql"
-        self._insert = _driver_sql(_INSERT_SQL, pg)
-        self._updates: dict[MessageStatus, str] = {s: _driver_sql(sql, pg) for s, sql in _UPDATE_SQL.items()}
+        self._insert = _rows(_INSERT_SQL, _PG_MANY["insert"], pg)
+        self._updates: dict[MessageStatus, Rows] = {
+            s: _rows(sql, "UPDATE sm_messages AS t SET $set".replace("$set", _PG_MANY[s]).replace(
+                "{where}", _PG_UPDATE_FROM), pg)
+            for s, sql in _UPDATE_SQL.items()
+        }
         # Reads too: a third of SQLAlchemy's Core select for the status route's one-row lookup.
-        self._get_sql = _driver_sql(_SELECT_SQL + "WHERE instance_id = :i AND message_id = :m", pg)
-        self._changes_sql = _driver_sql(
+        self._get_sql = driver_sql(_SELECT_SQL + "WHERE instance_id = :i AND message_id = :m", pg)
+        self._changes_sql = driver_sql(
             _SELECT_SQL + "WHERE instance_id = :i AND updated_at > :s ORDER BY updated_at, message_id LIMIT :n", pg
         )
-        self._tie_sql = _driver_sql(
+        self._tie_sql = driver_sql(
             _SELECT_SQL + "WHERE instance_id = :i AND updated_at = :u AND message_id > :m ORDER BY message_id", pg
         )
         self._last_us = 0

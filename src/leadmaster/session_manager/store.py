@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,9 @@ from sqlalchemy.engine import Engine as SqlEngine
 
 from leadmaster.common.files import private_dir
 from leadmaster.common.sqlite import use_sqlite_pragmas
-from leadmaster.session_manager.writer import FenceRejected as FenceRejected  # raised by fenced writes
-from leadmaster.session_manager.writer import GroupCommitWriter, Returning, Write
+from leadmaster.session_manager.writer import GroupCommitWriter
+from leadmaster.session_manager.writes import FenceRejected as FenceRejected  # raised by fenced writes
+from leadmaster.session_manager.writes import Returning, Rows, Write
 
 metadata = sa.MetaData()
 
@@ -86,10 +88,16 @@ sandbox_devices = sa.Table(
 _DELETE_IDEMPOTENCY = idempotency.delete().where(
     idempotency.c.instance_id == sa.bindparam("i"), idempotency.c.key == sa.bindparam("k")
 )
+# Driver SQL (store.driver_sql): a finished answer is the one write that follows every keyed send, and as a
+# string it skips SQLAlchemy's per-statement work and can be committed without a transaction (writer_pg.py).
 _FINISH_IDEMPOTENCY = (
-    idempotency.update()
-    .where(idempotency.c.instance_id == sa.bindparam("i"), idempotency.c.key == sa.bindparam("k"))
-    .values(status=sa.bindparam("status"), response=sa.bindparam("response"), state=sa.bindparam("state"))
+    "UPDATE sm_idempotency SET status = :status, response = :response, state = :state "
+    "WHERE instance_id = :i AND key = :k"
+)
+_FINISH_MANY_PG = (
+    "UPDATE sm_idempotency AS t SET status = v.status, response = v.response, state = v.state "
+    "FROM unnest(%(i)s::varchar[], %(k)s::varchar[], %(status)s::int[], %(response)s::text[], %(state)s::varchar[]) "
+    "AS v(i, k, status, response, state) WHERE t.instance_id = v.i AND t.key = v.k"
 )
 _INSERT_IDEMPOTENCY = idempotency.insert()
 _DELETE_DEVICE = sandbox_devices.delete().where(sandbox_devices.c.instance_id == sa.bindparam("i"))
@@ -116,6 +124,11 @@ class IdempotencyRecord:
     response: dict[str, Any]
     pending: bool = False
     created_at: float = 0.0
+
+
+def driver_sql(sql: str, postgres: bool) -> str:
+    """Named parameters in the driver's own style: `:name` (sqlite3) or `%(name)s` (psycopg)."""
+    return re.sub(r"(?<!:):(\w+)", r"%(\1)s", sql) if postgres else sql
 
 
 def sqlalchemy_url(store_url: str | None, data_dir: Path) -> str:
@@ -159,11 +172,13 @@ class Store:
             insert(idempotency).on_conflict_do_nothing(index_elements=["instance_id", "key"])
             .returning(idempotency.c.instance_id, idempotency.c.key),
             ("instance_id", "key"),
+            idempotency,
         )
         self._add_outbox = Returning(
             insert(sandbox_outbox).on_conflict_do_nothing(index_elements=["instance_id", "message_id"])
             .returning(sandbox_outbox.c.instance_id, sandbox_outbox.c.message_id),
             ("instance_id", "message_id"),
+            sandbox_outbox,
         )
         device = insert(sandbox_devices)
         self._save_device = device.on_conflict_do_update(
@@ -177,6 +192,8 @@ class Store:
             set_={"paired": True, "jid": paired.excluded.jid, "phone": paired.excluded.phone,
                   "push_name": paired.excluded.push_name},
         )
+        pg = self.engine.dialect.name == "postgresql"
+        self._finish = Rows(driver_sql(_FINISH_IDEMPOTENCY, pg), _FINISH_MANY_PG if pg else None)
         # Set by the cluster (PostgreSQL only): send-path inserts then require this node's lease.
         self.guard: Guard | None = None
 
@@ -259,7 +276,7 @@ class Store:
                            lazy: bool = False) -> asyncio.Future[bool]:
         """The send went out: replace the pending mark with the answer to replay (lazy: see writer.py)."""
         values = {"i": instance_id, "k": key, "status": status, "response": json.dumps(response), "state": "done"}
-        return self.writer.submit((_FINISH_IDEMPOTENCY, values), lazy=lazy)
+        return self.writer.submit((self._finish, values), lazy=lazy)
 
     async def drop_idempotency(self, instance_id: str, key: str) -> None:
         """The send certainly did not go out: the key may be used again (CONTRACT §2.5)."""

@@ -19,64 +19,19 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SqlEngine
 
+from leadmaster.session_manager import writer_pg
+from leadmaster.session_manager.writes import Checked, FenceRejected, Job, Returning, Rows, Write
+
+__all__ = ["Checked", "FenceRejected", "GroupCommitWriter", "Job", "Returning", "Rows", "Write"]
+
 logger = logging.getLogger("leadmaster.session_manager.store")
 
 LAZY_SECONDS = 0.05
-
-
-@dataclass(frozen=True, eq=False)
-class Returning:
-    """An INSERT ... ON CONFLICT DO NOTHING RETURNING `keys`: the writer tells each caller if its row went in."""
-
-    stmt: Any
-    keys: tuple[str, ...]
-
-
-@dataclass(frozen=True, eq=False)
-class Checked:
-    """A query that must return a row, or none of its job's writes happen and the job fails with FenceRejected.
-
-    The cluster's lease fence (cluster/schema.py): it locks the lease row it reads until the commit, so a
-    takeover cannot slip between the check and the writes it guards. A batch runs each distinct check once,
-    in the order of its `lock_key` parameter: every transaction that locks several of these rows must take
-    them in one order (code-point order, PostgreSQL's `COLLATE "C"`), or it deadlocks with the heartbeat's
-    renewal, which locks them all (cluster/leases.py).
-    """
-
-    stmt: Any
-    lock_key: str
-    # Optional: one statement that checks many parameter sets at once, locking in `lock_key` order, and says
-    # per set (in the order given) whether it passed: a batch fencing 16 instances then costs one round trip.
-    many: Callable[[Connection, list[dict[str, Any]]], list[bool]] | None = None
-
-    def check_all(self, conn: Connection, params: list[dict[str, Any]]) -> list[bool]:
-        """Each parameter set's check; `params` come sorted by `lock_key`."""
-        if self.many is not None and len(params) > 1:
-            return self.many(conn, params)
-        return [conn.execute(self.stmt, p).first() is not None for p in params]
-
-
-class FenceRejected(Exception):
-    """A fenced write found that this node no longer holds the instance's lease."""
-
-
-Write = tuple[Any, dict[str, Any]]  # (statement, driver SQL string, Returning or Checked; parameters)
-
-
-@dataclass(slots=True)
-class _Job:
-    writes: list[Write]
-    future: asyncio.Future[bool]
-    lazy: bool = False
-    inserted: bool = field(default=True)
-    fenced_out: bool = False
 
 
 class GroupCommitWriter:
@@ -104,7 +59,7 @@ class GroupCommitWriter:
         """Queue `writes`; the future resolves once they are committed (lazy: with the next batch)."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         lane = self.status if status else self.relaxed if relaxed or lazy else self.durable
-        lane.queue.put(_Job(list(writes), future, lazy))
+        lane.queue.put(Job(list(writes), future, lazy))
         return future
 
     def close(self) -> None:
@@ -116,8 +71,9 @@ class _Lane:
     def __init__(self, engine: SqlEngine, name: str, relaxed: bool, idempotent: bool = False) -> None:
         self.engine = engine
         self.relaxed = relaxed
+        self.postgres = engine.dialect.name == "postgresql"
         self.idempotent = idempotent  # every job's statements may run twice: a failed one is tried once more
-        self.queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._conn: Connection | None = None
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
@@ -149,7 +105,7 @@ class _Lane:
         if self._conn is not None:
             self._conn.close()
 
-    def _drain(self, batch: list[_Job]) -> bool:
+    def _drain(self, batch: list[Job]) -> bool:
         while True:
             try:
                 more = self.queue.get_nowait()
@@ -169,11 +125,21 @@ class _Lane:
                 self._conn.commit()
         return self._conn
 
-    def _commit(self, batch: list[_Job], again: bool = False) -> None:
+    def _commit(self, batch: list[Job], again: bool = False) -> None:
+        plan = writer_pg.plan(batch, self.relaxed) if self.postgres else None
+        if plan is not None and len(plan.jobs) < len(batch):
+            # The eager jobs first, then the lazy ones (finished answers: no order with the others).
+            eager = {id(job) for job in plan.jobs}
+            self._commit(plan.jobs, again)
+            self._commit([job for job in batch if id(job) not in eager], again)
+            return
         try:
-            conn = self._connection()
-            with conn.begin():
-                self._execute(conn, batch)
+            if plan is not None:
+                writer_pg.run(self._connection().connection.driver_connection, plan)
+            else:
+                conn = self._connection()
+                with conn.begin():
+                    self._execute(conn, batch)
             results: list[BaseException | None] = [
                 FenceRejected("this node no longer holds the instance's lease") if job.fenced_out else None
                 for job in batch
@@ -204,7 +170,7 @@ class _Lane:
             job.future.get_loop().call_soon_threadsafe(_resolve, job.future, job.inserted, error)
 
     @staticmethod
-    def _execute(conn: Connection, batch: list[_Job]) -> None:
+    def _execute(conn: Connection, batch: list[Job]) -> None:
         runs: list[tuple[Any, list[dict[str, Any]]]] = []
         distinct: dict[Checked, dict[tuple[tuple[str, Any], ...], dict[str, Any]]] = {}
         for job in batch:
@@ -234,14 +200,24 @@ class _Lane:
                 else:
                     runs.append((stmt, [params]))
         inserted: dict[Returning, set[tuple[Any, ...]]] = {}
+        postgres = conn.dialect.name == "postgresql"
         for stmt, rows in runs:
-            # One executemany per run of the same statement: the point of batching.
+            # One statement per run of the same statement where possible: the point of batching. On PostgreSQL
+            # never an executemany (writes.Rows says why): one statement per row where there is no `many` form.
             if isinstance(stmt, Returning):
+                # One INSERT … VALUES (…), (…) RETURNING (SQLAlchemy's "insertmanyvalues"), not an executemany.
                 inserted.setdefault(stmt, set()).update(tuple(r) for r in conn.execute(stmt.stmt, rows))
-            elif isinstance(stmt, str):
+            elif isinstance(stmt, str | Rows):
                 # Driver SQL (message statuses, two receipts per message): no per-row SQLAlchemy compile work,
                 # which would hold the GIL the event loop needs.
-                conn.exec_driver_sql(stmt, rows)
+                if postgres:
+                    for sql, params in writer_pg.statements(stmt, rows):
+                        conn.exec_driver_sql(sql, params)
+                else:
+                    conn.exec_driver_sql(stmt.one if isinstance(stmt, Rows) else stmt, rows)
+            elif postgres:
+                for params in rows:
+                    conn.execute(stmt, params)
             else:
                 conn.execute(stmt, rows)
         for job in batch:

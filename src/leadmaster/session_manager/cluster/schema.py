@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadmaster.session_manager.writer import Checked, FenceRejected
+from leadmaster.session_manager.writes import Checked, FenceRejected
 
 metadata = sa.MetaData()
 
@@ -59,6 +59,11 @@ class LeaseGuard:
             .with_for_update(read=True),
             lock_key="fence_i",
             many=self._check_many,
+            passing=(
+                "SELECT instance_id AS fence_i, token AS fence_t FROM sm_cluster_leases WHERE owner = %(fence_n)s "
+                "AND instance_id = ANY(%(fence_ids)s::text[]) AND expires_at > $now "
+                'ORDER BY instance_id COLLATE "C" FOR SHARE'
+            ).replace("$now", DB_NOW),
         )
         # The same check for a whole batch in one statement; ORDER BY under FOR SHARE locks in that order.
         self._check_all = sa.text(

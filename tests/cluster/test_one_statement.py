@@ -1,0 +1,118 @@
+"""The writer's one-statement form on PostgreSQL (writer.py `_one_statement`): a batch of fenced inserts is one
+autocommitted INSERT joined to the leases it locks. It must mean exactly what the transaction meant: a job
+whose lease is lost writes nothing and is told so, a key already there is reported, lazy jobs beside it still
+commit, and it never deadlocks with the heartbeat's renewal."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from leadmaster.session_manager import writer_pg
+from leadmaster.session_manager.cluster.leases import Leases
+from leadmaster.session_manager.cluster.schema import LeaseGuard, metadata
+from leadmaster.session_manager.store import Store, sqlalchemy_url
+from leadmaster.session_manager.writes import FenceRejected, Job
+from tests.cluster.test_lock_order import INSTANCES, deadlocks
+
+
+def record(instance_id: str, key: str) -> dict[str, Any]:
+    return {"instance_id": instance_id, "key": key, "body_hash": "h", "status": 0, "response": "{}",
+            "created_at": time.time(), "state": "pending"}
+
+
+def keys(db: str) -> set[tuple[str, str]]:
+    with psycopg.connect(db) as conn:
+        return {(r[0], r[1]) for r in conn.execute("SELECT instance_id, key FROM sm_idempotency")}
+
+
+@pytest.fixture
+def store(cluster_db: str) -> Any:
+    store = Store(sqlalchemy_url(cluster_db, Path(".")))
+    metadata.create_all(store.engine)
+    yield store
+    store.close()
+
+
+async def test_a_batch_of_fenced_inserts_is_one_statement_that_refuses_only_the_lost(
+        store: Store, cluster_db: str) -> None:
+    leases = Leases(store.engine, "node-a", "http://a", 60.0)
+    for instance_id in INSTANCES[:4]:
+        assert leases.claim(instance_id) is not None
+    tokens = leases.beat()
+    with psycopg.connect(cluster_db, autocommit=True) as conn:  # another node took inst-02 (token + 1)
+        conn.execute("UPDATE sm_cluster_leases SET owner = 'node-b', token = token + 1 WHERE instance_id = 'inst-02'")
+        conn.execute("INSERT INTO sm_idempotency VALUES ('inst-03', 'taken', 'h', 200, '{}', 0, 'done')")
+    guard = LeaseGuard("node-a", tokens.get)
+    loop = asyncio.get_running_loop()
+    eager = [Job([guard.fence(i)[0], (store._begin_key, record(i, f"k-{i}"))], loop.create_future())
+             for i in reversed(INSTANCES[:4])]
+    eager.append(Job([guard.fence("inst-03")[0], (store._begin_key, record("inst-03", "taken"))],
+                      loop.create_future()))
+    finish = sa.text("UPDATE sm_idempotency SET state = 'done' WHERE key = 'taken'")
+    lazy = Job([(finish, {})], loop.create_future(), lazy=True)
+    batch = [eager[0], lazy, *eager[1:]]
+    plan = writer_pg.plan(batch, relaxed=False)
+    assert plan is not None and plan.jobs == eager  # the eager five as one statement; the lazy one after
+    store.writer.durable.queue.put(None)  # stop the lane's thread: this test drives its commit itself
+    store.writer.durable.thread.join(10)
+    through_sqlalchemy: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *a: through_sqlalchemy.append(a[2]))
+    store.writer.durable._commit(batch)
+    assert through_sqlalchemy == [str(finish)]  # the fenced inserts went as one driver statement
+    await asyncio.sleep(0.05)  # results come back through the event loop
+    outcomes = [job.future.exception() or job.future.result() for job in eager]
+    assert outcomes[0] is True and outcomes[2] is True and outcomes[3] is True  # inst-03, -01, -00
+    assert isinstance(outcomes[1], FenceRejected)  # inst-02: lost, nothing written
+    assert outcomes[4] is False  # the key was there already
+    assert lazy.future.result() is True
+    assert keys(cluster_db) == {("inst-03", "k-inst-03"), ("inst-01", "k-inst-01"), ("inst-00", "k-inst-00"),
+                                ("inst-03", "taken")}
+
+
+async def test_one_statement_fenced_inserts_never_deadlock_with_renewals(store: Store, cluster_db: str) -> None:
+    leases = Leases(store.engine, "node-a", "http://a", 60.0)
+    for instance_id in INSTANCES:
+        assert leases.claim(instance_id) is not None
+    guard = LeaseGuard("node-a", leases.beat().get)
+    before = deadlocks(cluster_db)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    renewals = 0
+
+    def renew() -> None:
+        nonlocal renewals
+        while not stop.is_set():
+            try:
+                assert set(leases.beat()) == set(INSTANCES)
+                renewals += 1
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+                return
+
+    renewer = threading.Thread(target=renew)
+    renewer.start()
+    rounds = 0
+    deadline = time.monotonic() + 3.0
+    try:
+        while time.monotonic() < deadline:
+            # Many jobs per batch, queued in the reverse of the renewal's lock order.
+            jobs = [store.writer.submit(guard.fence(i)[0], (store._begin_key, record(i, f"r{rounds}")))
+                    for i in reversed(INSTANCES)]
+            assert all(await asyncio.gather(*jobs))
+            rounds += 1
+    finally:
+        stop.set()
+        renewer.join(30)
+    assert not errors, errors
+    assert renewals > 0 and rounds > 0
+    time.sleep(1.2)  # PostgreSQL publishes a backend's statistics at most once a second
+    assert deadlocks(cluster_db) == before
+    assert len(keys(cluster_db)) == rounds * len(INSTANCES)
