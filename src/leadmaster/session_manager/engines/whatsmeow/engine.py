@@ -197,8 +197,7 @@ class WhatsmeowEngine(Engine):
         return _account(raw) if isinstance(raw, dict) else None
 
     async def lease(self, seconds: float) -> None:
-        # Sent as an instant of CLOCK_MONOTONIC (time.monotonic), which the worker reads too: however late
-        # the frame is read, the worker's deadline is never later than the coordinator's.
+        # An instant of CLOCK_MONOTONIC, which the worker reads too: a frame read late cannot move it later.
         self._lease_until = time.monotonic() + seconds
         self._post_lease(self._worker if self._ready else None)
 
