@@ -64,6 +64,8 @@ func newHarness(t *testing.T, timings Timings) *harness {
 	out := &syncBuffer{}
 	cfg := Config{DataDir: dir, Proxy: "http://127.0.0.1:1", BackoffBase: 0.05, BackoffCap: 0.1, TestHooks: true}
 	m := NewManager(cfg, timings, store, NewEmitter(out), log)
+	m.wg.Add(1)
+	go m.leaseWatchdog() // as serve() starts it: idle until a `lease` op
 	t.Cleanup(func() {
 		m.Shutdown(5 * time.Second)
 		_ = store.Close()

@@ -64,6 +64,8 @@ func serve(in io.Reader, out io.Writer, logOut io.Writer) int {
 	go manager.pruneLoop()
 	manager.wg.Add(1)
 	go manager.statsLoop(5 * time.Second)
+	manager.wg.Add(1)
+	go manager.leaseWatchdog()
 	emitter.Reply(req.ID, map[string]any{"pid": os.Getpid(), "imported": imported}, nil)
 
 	var calls sync.WaitGroup
@@ -89,6 +91,12 @@ func serve(in io.Reader, out io.Writer, logOut io.Writer) int {
 			n := manager.Shutdown(seconds(a.Budget))
 			emitter.Reply(req.ID, map[string]any{"stopped": n}, nil)
 			return 0
+		case "lease":
+			// On the reader goroutine: leases apply in the order sent, and before any connect behind them
+			// (a restarted worker gets its deadline before the sessions it resumes).
+			result, err := manager.Handle(req.Op, req.Args)
+			emitter.Reply(req.ID, result, err)
+			continue
 		case "test_hang":
 			// On the reader goroutine on purpose: a worker that reads nothing more is what a hang is.
 			result, err := manager.Handle(req.Op, req.Args)

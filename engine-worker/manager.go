@@ -23,6 +23,7 @@ type Manager struct {
 	mu       sync.Mutex
 	sessions map[string]*Session
 
+	lease         *leaseFence   // in a cluster: no dial past the deadline the coordinator last gave
 	dials         chan struct{} // a slot per dial in flight: 1,000 sessions never dial at once
 	dialsTotal    atomic.Int64
 	dialsInFlight atomic.Int64
@@ -35,7 +36,8 @@ func NewManager(cfg Config, timings Timings, store *Store, emitter *Emitter, log
 	cfg.normalise()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{cfg: cfg, timings: timings, store: store, emitter: emitter, log: log, ctx: ctx,
-		cancel: cancel, sessions: make(map[string]*Session), dials: make(chan struct{}, cfg.MaxDials)}
+		cancel: cancel, sessions: make(map[string]*Session), dials: make(chan struct{}, cfg.MaxDials),
+		lease: newLeaseFence()}
 }
 
 func (m *Manager) emit(message map[string]any) {
@@ -44,11 +46,17 @@ func (m *Manager) emit(message map[string]any) {
 	}
 }
 
-// acquireDial waits for a dial slot; false when the session was stopped meanwhile.
+// acquireDial waits for a dial slot; false when the session was stopped or paused meanwhile, or when the
+// lease deadline has passed: the gate every dial goes through, checked once the slot is ours (a session
+// may wait long for one), so no dial starts past the deadline.
 func (m *Manager) acquireDial(ctx context.Context) bool {
 	select {
 	case m.dials <- struct{}{}:
 	case <-ctx.Done():
+		return false
+	}
+	if live, _ := m.leaseLive(); !live || ctx.Err() != nil {
+		<-m.dials
 		return false
 	}
 	n := m.dialsInFlight.Add(1)

@@ -29,6 +29,18 @@ func (m *Manager) Handle(op string, raw json.RawMessage) (any, error) {
 	switch op {
 	case "ping":
 		return m.Ping(), nil
+	case "lease":
+		// until: an instant of CLOCK_MONOTONIC in seconds (lease.go says why not a duration).
+		var a struct {
+			Until *float64 `json:"until"`
+		}
+		if err := decode(raw, &a); err != nil {
+			return nil, err
+		}
+		if a.Until == nil {
+			return nil, opErr(KindBadRequest, "lease needs `until`")
+		}
+		return map[string]any{"left_s": m.SetLease(*a.Until).Seconds()}, nil
 	case "connect":
 		var a instanceArgs
 		if err := decode(raw, &a); err != nil {

@@ -30,6 +30,7 @@ const (
 // ending tells the run loop why a live connection is over.
 type ending struct {
 	terminal bool // never redialed (QR timeout, logged out, banned, replaced, needs the user)
+	paused   bool // ended by the lease watchdog: not a failure, no backoff; redialed once renewed
 	cause    string
 	device   string // the stored device JID dialed; empty for a new device (pairing)
 }
@@ -43,12 +44,14 @@ type Session struct {
 	cancel   context.CancelFunc
 	done     chan struct{} // closed when run returns
 	ended    chan ending   // one connection's end, signalled by an event handler
+	wake     chan struct{} // the lease watchdog cuts a backoff short, so the session shows it is paused
 
 	mu      sync.Mutex
 	wanted  bool
 	status  string
 	reason  string
 	client  *whatsmeow.Client
+	conn    context.CancelFunc // ends the current dial or connection (the lease watchdog calls it)
 	dialed  bool
 	attempt int
 	account map[string]any
@@ -58,7 +61,7 @@ type Session struct {
 func newSession(m *Manager, instance string, gen int64) *Session {
 	ctx, cancel := context.WithCancel(m.ctx)
 	return &Session{m: m, instance: instance, gen: gen, ctx: ctx, cancel: cancel, done: make(chan struct{}),
-		ended: make(chan ending, 1), wanted: true}
+		ended: make(chan ending, 1), wake: make(chan struct{}, 1), wanted: true}
 }
 
 // emit sends an event of this session, unless it was dropped.
@@ -158,9 +161,15 @@ func (s *Session) newClient(ctx context.Context) (*whatsmeow.Client, error) {
 func (s *Session) run() {
 	defer close(s.done)
 	for s.ctx.Err() == nil {
+		if !s.awaitLease() {
+			return
+		}
 		e := s.connectOnce()
 		if s.ctx.Err() != nil {
 			return
+		}
+		if e.paused {
+			continue
 		}
 		if e.terminal {
 			s.emit("ended", nil)
@@ -181,23 +190,76 @@ func (s *Session) run() {
 		case <-s.ctx.Done():
 			timer.Stop()
 			return
+		case <-s.wake:
+			timer.Stop()
 		case <-timer.C:
 		}
 	}
 }
 
-// connectOnce is one dial and, when it succeeds, the life of that connection.
-func (s *Session) connectOnce() ending {
-	if !s.m.acquireDial(s.ctx) {
-		return ending{}
+// awaitLease returns at once while the lease deadline is ahead; past it the session shows DISCONNECTED /
+// LEASE_EXPIRED and waits for a renewal. False when the session was dropped meanwhile.
+func (s *Session) awaitLease() bool {
+	for {
+		live, renewed := s.m.leaseLive()
+		if live {
+			return true
+		}
+		s.setStatus(StatusDisconnected, ReasonLeaseExpired, nil)
+		select {
+		case <-renewed:
+		case <-s.ctx.Done():
+			return false
+		}
 	}
-	client, err := s.newClient(s.ctx)
+}
+
+// pause ends the current dial or connection, or the backoff wait, for the lease watchdog.
+func (s *Session) pause() {
+	s.mu.Lock()
+	conn := s.conn
+	s.mu.Unlock()
+	if conn != nil {
+		conn()
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// connectOnce is one dial and, when it succeeds, the life of that connection; both end early when the
+// lease watchdog cancels the connection's context (a paused ending).
+func (s *Session) connectOnce() ending {
+	select {
+	case <-s.wake: // a pause already dealt with: it must not cut the next backoff short
+	default:
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	s.mu.Lock()
+	s.conn = cancel
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.conn = nil
+		s.mu.Unlock()
+		cancel()
+	}()
+	paused := func() bool { return ctx.Err() != nil && s.ctx.Err() == nil }
+	if !s.m.acquireDial(ctx) {
+		return ending{paused: s.ctx.Err() == nil}
+	}
+	client, err := s.newClient(ctx)
 	stop := func() {}
 	if err == nil {
-		stop, err = s.dial(client)
+		stop, err = s.dial(ctx, client)
 	}
 	s.m.releaseDial()
 	defer stop()
+	if err != nil && paused() {
+		client.Disconnect()
+		return ending{paused: true}
+	}
 	if err != nil {
 		device := ""
 		if client != nil {
@@ -214,7 +276,8 @@ func (s *Session) connectOnce() ending {
 	var e ending
 	select {
 	case e = <-s.ended:
-	case <-s.ctx.Done():
+	case <-ctx.Done():
+		e.paused = paused()
 	}
 	s.mu.Lock()
 	s.dialed = false
@@ -222,14 +285,20 @@ func (s *Session) connectOnce() ending {
 	s.stopQR()
 	client.Disconnect()
 	client.RemoveEventHandlers()
+	if e.paused {
+		select {
+		case <-s.ended: // signalled by the connection just closed: not the next one's end
+		default:
+		}
+	}
 	return e
 }
 
 // dial connects with our own deadline: whatsmeow has none, and a proxy that accepts and never answers
 // would otherwise hold a dial slot forever. The context stays alive after a successful dial (whatsmeow's
 // keep-alive loops run under it) until the session is dropped.
-func (s *Session) dial(client *whatsmeow.Client) (context.CancelFunc, error) {
-	ctx, cancel := context.WithCancel(s.ctx)
+func (s *Session) dial(parent context.Context, client *whatsmeow.Client) (context.CancelFunc, error) {
+	ctx, cancel := context.WithCancel(parent)
 	result := make(chan error, 1)
 	go func() { result <- client.ConnectContext(ctx) }()
 	timer := time.NewTimer(s.m.timings.DialTimeout)

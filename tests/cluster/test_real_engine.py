@@ -18,6 +18,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -255,3 +256,71 @@ def _dialers(cluster: ClusterStack, instance: str) -> list[str]:
     """The nodes that dialled `instance`, in time order, consecutive repeats folded."""
     order = [name for _, name in sorted((e["ts"], n.name) for n in cluster.nodes for e in _dial_lines(n, instance))]
     return [name for n, name in enumerate(order) if n == 0 or order[n - 1] != name]
+
+
+PAUSE_SECONDS = 6.0  # twice the lease: every instance of the stalled node is taken over meanwhile
+VALIDITY = LEASE_SECONDS - min(1.0, LEASE_SECONDS / 4)  # the coordinator's local deadline after a renewal
+
+
+def _at(entry: dict[str, Any]) -> float:
+    """When a log line was written: the worker's own time for a folded worker line (folded late when the API
+    process was stopped), else the service's."""
+    return datetime.fromisoformat(str(entry.get("worker_ts") or entry["ts"])).timestamp()
+
+
+def _entries(node: Node, skip_lines: int) -> list[dict[str, Any]]:
+    assert node.svc is not None
+    return [json.loads(ln) for ln in node.svc.logs().splitlines()[skip_lines:] if ln.startswith("{")]
+
+
+def test_a_stalled_nodes_worker_stops_dialling_at_its_lease_deadline(cluster: ClusterStack, placed: Placed) -> None:
+    """SIGSTOP of a node's Python process only (docs/deploy.md, "A stalled node"): its worker goes on, but
+    dials nothing past the lease deadline the node last gave it, and after SIGCONT nothing of what it lost."""
+    owners = cluster.owners_of(IDS, cluster.nodes[0])
+    counts = Counter(o for o in owners.values() if o and o != cluster.nodes[0].name)
+    victim = next(n for n in cluster.nodes if n.name == counts.most_common(1)[0][0])
+    survivors = [n for n in cluster.nodes if n is not victim]
+    mine = [i for i in IDS if owners[i] == victim.name]
+    assert victim.svc is not None
+    marks = {n.name: len(n.svc.logs().splitlines()) for n in cluster.nodes if n.svc is not None}
+    poll(lambda: all(_dial_lines(victim, i, marks[victim.name]) for i in mine), 10, f"{victim.name} dialling {mine}")
+
+    stopped_at = time.time()
+    cluster.pause(victim)
+    try:
+        def taken_over() -> bool:
+            return all(_status(cluster, survivors[0], i)[2] in {n.name for n in survivors} for i in mine)
+
+        poll(taken_over, LEASE_SECONDS + 10, f"{mine} taken over from the stalled {victim.name}", step=0.3)
+        time.sleep(max(0.0, stopped_at + PAUSE_SECONDS - time.time()))
+    finally:
+        resumed_at = time.time()
+        cluster.resume(victim)
+    # Awake, the node finds those leases gone and stops their sessions, then renews what it has left.
+    poll(lambda: {e.get("instance_id") for e in _entries(victim, marks[victim.name])
+                  if e["msg"] == "lease lost"} >= set(mine), 15, f"{victim.name} stopped {mine}")
+    time.sleep(2.0)  # four redials' worth (backoff at most 0.5 s) for anything still dialling
+
+    entries = _entries(victim, marks[victim.name])
+    dials = [(_at(e), e["instance_id"]) for e in entries
+             if e["msg"] == "dial failed; retrying" and e.get("instance_id") in mine]
+    paused = [_at(e) for e in entries if e["msg"].startswith("lease deadline passed") and _at(e) >= stopped_at]
+    deadline = paused[0] if paused else stopped_at + VALIDITY
+    before = [d for d in dials if stopped_at <= d[0] < deadline]
+    during = [d for d in dials if deadline <= d[0] <= resumed_at]
+    # A dial after SIGCONT is allowed only for an instance the node took again since (a rebalance).
+    retaken = {(e["instance_id"], _at(e)) for e in entries if e["msg"] in ("lease taken over", "lease claimed")}
+    after = [d for d in dials if d[0] > resumed_at
+             and not any(i == d[1] and resumed_at < t < d[0] for i, t in retaken)]
+    print(f"\nstalled {victim.name} ({len(mine)} instances): worker dials {len(before)} from SIGSTOP to its lease "
+          f"deadline ({deadline - stopped_at:.2f} s), {len(during)} from then to SIGCONT "
+          f"({resumed_at - deadline:.2f} s), {len(after)} of lost instances after SIGCONT")
+    assert not during, f"the stalled node's worker dialled past its lease deadline: {during}"
+    assert not after, f"the node dialled instances it lost after SIGCONT: {after}"
+    assert before, "the worker should have gone on dialling until its deadline (the measure would be void)"
+    assert paused, "the worker did not log its lease deadline passing"
+    # Its deadline came before the database's expiry, hence before any other node could claim and dial them.
+    assert deadline - stopped_at <= LEASE_SECONDS, deadline - stopped_at
+    first_new = min(_at(e) for n in survivors for e in _entries(n, marks[n.name])
+                    if e["msg"] == "dial failed; retrying" and e.get("instance_id") in mine)
+    assert deadline < first_new, (deadline, first_new)

@@ -8,6 +8,8 @@ Safety rests on two fences (docs/deploy.md, "Why a paused node cannot send"):
    A SIGSTOPped process resumes with its monotonic deadlines in the past, so it renews before sending.
 2. Database: the send path's inserts (idempotency record, sandbox outbox) are conditional on the lease
    row still naming this node with the same fencing token and being live (schema.LeaseGuard).
+These stop sends; the engine's connections are fenced by `Engine.lease`, given this node's deadline after
+every renewal: the whatsmeow worker, another process, disconnects and stops dialling past it on its own.
 """
 
 from __future__ import annotations
@@ -145,6 +147,10 @@ class Cluster:
             for instance_id, token in owned.items():
                 since = self.held[instance_id].since if instance_id in self.held else started
                 self.held[instance_id] = Held(token, deadline, since)
+            # The engine's own fence, once the sessions lost are stopped: its connections end at this node's
+            # deadline even if this process stalls (the whatsmeow worker is another process). Claims and
+            # takeovers get later deadlines than this one, so it is never later than any held lease's.
+            await self.service.engine.lease(max(0.0, deadline - time.monotonic()))
         await self._run(fresh)
 
     async def fence(self, instance_id: str) -> None:

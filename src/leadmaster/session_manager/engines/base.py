@@ -29,6 +29,9 @@ Contract for implementations
   lost re-sends the same message, which WhatsApp treats as one (CONTRACT §5 "Exactly-once"). An engine that
   cannot choose IDs ignores it and leaves `chooses_message_id` False; the service then refuses such retries.
 * `check_numbers` asks WhatsApp which of some phone numbers (digits only) have an account; only while READY.
+* `lease(seconds)` (clusters only): past that deadline the engine holds no connection and dials nothing
+  until a later `lease` moves it, so that a node whose own process stalls past its lease cannot keep a
+  device connected while another node takes it over (docs/deploy.md).
 * After `disconnect`, `logout` or `stop` return, the engine emits nothing more for that instance until
   the next `connect`.
 * Failures of a send raise `SendFailed` (WhatsApp rejected or failed it), `SendOutcomeUnknown` (it may have
@@ -143,4 +146,12 @@ class Engine(abc.ABC):
 
     async def forget(self, instance_id: str) -> None:
         """Drop every local trace of an instance (after logout). Default: nothing more to drop."""
+        return None
+
+    async def lease(self, seconds: float) -> None:
+        """Cluster only: hold no connection and start no dial once `seconds` from now have passed, until the
+        next call moves that deadline (the coordinator calls it after every renewal, with what is left of its
+        own local deadline). Never called on a single node. Must not wait on anything: it runs inside the
+        heartbeat. Default: nothing, for an engine whose connections live in this process and stop with it
+        (the sandbox)."""
         return None

@@ -97,6 +97,7 @@ class WhatsmeowEngine(Engine):
         self._ended: set[str] = set()  # finished on a terminal error: not resumed after a restart
         self._accounts: dict[str, Account] = {}
         self._gens = itertools.count(1)
+        self._lease_until: float | None = None  # time.monotonic() deadline given by the cluster; None: none
         self._supervisor: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self.restarts = 0
@@ -195,6 +196,17 @@ class WhatsmeowEngine(Engine):
             return None
         return _account(raw) if isinstance(raw, dict) else None
 
+    async def lease(self, seconds: float) -> None:
+        # An instant of CLOCK_MONOTONIC, which the worker reads too: a frame read late cannot move it later.
+        self._lease_until = time.monotonic() + seconds
+        self._post_lease(self._worker if self._ready else None)
+
+    def _post_lease(self, worker: WorkerProcess | None) -> None:
+        if worker is None or self._lease_until is None:
+            return
+        with contextlib.suppress(WorkerGone, ConnectionError, RuntimeError):
+            worker.post("lease", {"until": self._lease_until})
+
     # Calls to the worker's test-only operations live in tests/support/whatsmeow.py (TestableEngine).
 
     async def wait_ready(self, within: float = 60.0) -> int:
@@ -228,6 +240,9 @@ class WhatsmeowEngine(Engine):
                     tail=list(worker.tail)[-10:])
                 worker.kill()
             else:
+                # A new worker gets the cluster's deadline before anything else, the sessions it resumes
+                # included (the worker applies a lease in pipe order).
+                self._post_lease(worker)
                 self._ready = True
                 self._ready_event.set()
                 log(logger, logging.INFO, "whatsmeow worker ready", worker_pid=worker.pid,

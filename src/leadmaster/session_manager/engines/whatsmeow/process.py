@@ -111,6 +111,14 @@ class WorkerProcess:
         finally:
             self._pending.pop(rid, None)
 
+    def post(self, op: str, args: dict[str, Any]) -> None:
+        """Write one request now, in order with every call made after it, without waiting for the answer
+        (dropped: no pending call has its id). For the lease, which the heartbeat must never wait on."""
+        if not self.alive:
+            raise WorkerGone("the worker is not running")
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(protocol.encode({"id": next(self._ids), "op": op, "args": args}))
+
     def kill(self) -> None:
         if self.alive and self.pid is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -190,6 +198,8 @@ class WorkerProcess:
                 fields = {k: v for k, v in entry.items() if k not in _JSON_OWN_KEYS}
                 fields["worker_logger"] = entry.get("logger")
                 fields["worker_pid"] = self.pid
+                # When the worker wrote it: a line folded late (this process stalled) still says so.
+                fields["worker_ts"] = entry.get("ts")
                 log(worker_logger, level, str(entry["msg"]), **fields)
                 return
         self.tail.append(line[:2000])
