@@ -28,10 +28,10 @@ def pair_all(base: str, instances: list[str]) -> None:
                 time.sleep(0.02)
 
 
-def send_args() -> argparse.Namespace:
+def send_args(rounds: int = 2) -> argparse.Namespace:
     """--calls (sequential latency samples), --per-thread (calls of each throughput client), --rounds."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--per-thread", type=int, default=300)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=rounds)
     return ap.parse_args()
