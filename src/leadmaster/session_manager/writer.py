@@ -10,7 +10,10 @@ Two weaker kinds of write, for rows whose loss in a database crash costs nothing
   (what the fault suite exercises), not the database server crashing, which is what SQLite's WAL +
   `synchronous=NORMAL` gives every write;
 * *lazy* (also relaxed): no commit of its own: it rides with the next write, or is committed after
-  `LAZY_SECONDS` when nothing else comes.
+  `LAZY_SECONDS` when nothing else comes (on PostgreSQL right after the next batch's own statement).
+
+On PostgreSQL the send path's usual batches are not a transaction but one autocommitted statement each
+(writer_pg.py), and nothing is written with an executemany (writes.Rows says why).
 """
 
 from __future__ import annotations
