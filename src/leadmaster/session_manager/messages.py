@@ -155,7 +155,8 @@ class MessageLog:
         self.retention_us = int(retention_days * 86400 * 1_000_000)
         create_schema(store.engine, metadata)  # under the cluster's schema lock on PostgreSQL
         # Driver SQL, built once: the writer merges consecutive writes of the same statement object into one
-        # executemany and runs strings without SQLAlchemy's per-row work (there are two receipts per message).
+        # statement (executemany on SQLite, the `Rows.many` form on PostgreSQL) and runs them without
+        # SQLAlchemy's per-row work (there are two receipts per message).
         pg = store.engine.dialect.name == "postgresql"
         self._insert = _rows(_INSERT_SQL, _PG_MANY["insert"], pg)
         self._updates: dict[MessageStatus, Rows] = {
