@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -133,4 +134,36 @@ func last(xs []string) string {
 		return ""
 	}
 	return xs[len(xs)-1]
+}
+
+// silentProxy listens on loopback, accepts every connection and never answers (whatsmeow has no dial deadline
+// of its own); it returns the proxy URL. Everything is closed when the test ends.
+func silentProxy(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+	})
+	return "http://" + ln.Addr().String()
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"net"
-	"sync"
 	"testing"
 	"time"
 )
@@ -81,33 +79,9 @@ func TestRenewedLeaseNeverPauses(t *testing.T) {
 
 // The watchdog ends a dial in flight at the deadline (not at the 30 s dial timeout) and frees its slot.
 func TestWatchdogAbandonsADialInFlight(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0") // accepts and never answers
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			_ = c.Close()
-		}
-	}()
+	proxy := silentProxy(t) // accepts and never answers
 	h := newHarness(t, Timings{DialTimeout: 30 * time.Second})
-	h.m.cfg.Proxy = "http://" + ln.Addr().String()
+	h.m.cfg.Proxy = proxy
 	h.lease(0.3)
 	started := time.Now()
 	h.m.Connect("hung", 1)

@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -159,35 +157,11 @@ func TestSendErrorKinds(t *testing.T) {
 
 func TestSilentProxyDialIsAbandonedAtOurDeadline(t *testing.T) {
 	// A proxy that accepts and never answers: whatsmeow has no dial deadline of its own.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			_ = c.Close()
-		}
-	}()
+	proxy := silentProxy(t) // accepts and never answers
 	timings := fast
 	timings.DialTimeout = 300 * time.Millisecond
 	h := newHarness(t, timings)
-	h.m.cfg.Proxy = "http://" + ln.Addr().String()
+	h.m.cfg.Proxy = proxy
 	h.m.cfg.BackoffBase, h.m.cfg.BackoffCap = 5, 10
 	started := time.Now()
 	h.m.Connect("silent", 1)
