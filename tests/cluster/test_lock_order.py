@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -29,6 +30,43 @@ def deadlocks(db: str) -> int:
     return int(row[0])
 
 
+async def rounds_beside_renewals(db: str, leases: Leases, seconds: float,
+                                 one_round: Callable[[int], list[asyncio.Future[bool]]]) -> int:
+    """Fenced write rounds for `seconds` while a thread renews every lease of `INSTANCES` without pause; each
+    round's writes must all succeed, and PostgreSQL must count no deadlock. Returns the number of rounds."""
+    before = deadlocks(db)
+    stop = threading.Event()
+    renewals = 0
+    errors: list[BaseException] = []
+
+    def renew() -> None:
+        nonlocal renewals
+        while not stop.is_set():
+            try:
+                assert set(leases.beat()) == set(INSTANCES)
+                renewals += 1
+            except BaseException as exc:  # reported by the assertion below
+                errors.append(exc)
+                return
+
+    renewer = threading.Thread(target=renew)
+    renewer.start()
+    rounds = 0
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            assert all(await asyncio.gather(*one_round(rounds)))
+            rounds += 1
+    finally:
+        stop.set()
+        renewer.join(30)
+    assert not errors, errors
+    assert renewals > 0 and rounds > 0
+    time.sleep(1.2)  # PostgreSQL publishes a backend's statistics at most once a second
+    assert deadlocks(db) == before, f"{deadlocks(db) - before} deadlocks in {rounds} rounds"
+    return rounds
+
+
 async def test_renewals_and_fenced_group_commits_never_deadlock(cluster_db: str) -> None:
     engine = sa.create_engine(sqlalchemy_url(cluster_db, Path(".")), pool_size=4)
     writer: GroupCommitWriter | None = None
@@ -42,44 +80,16 @@ async def test_renewals_and_fenced_group_commits_never_deadlock(cluster_db: str)
         tokens = leases.beat()
         guard = LeaseGuard("node-a", tokens.get)
         writer = GroupCommitWriter(engine)
-        before = deadlocks(cluster_db)
-
-        stop = threading.Event()
-        renewals = 0
-        errors: list[BaseException] = []
-
-        def renew() -> None:
-            nonlocal renewals
-            while not stop.is_set():
-                try:
-                    assert set(leases.beat()) == set(INSTANCES)
-                    renewals += 1
-                except BaseException as exc:  # reported by the assertion below
-                    errors.append(exc)
-                    return
-
-        renewer = threading.Thread(target=renew)
-        renewer.start()
         insert = "INSERT INTO probe (instance_id, n) VALUES (%(i)s, %(n)s)"
-        rounds = 0
-        deadline = time.monotonic() + SECONDS
-        try:
-            while time.monotonic() < deadline:
-                # Each round queues jobs that fence the instances in the reverse of the renewal's order,
-                # several instances per job, as concurrent sends on many instances do in one batch.
-                jobs = [
-                    writer.submit(guard.fence(a)[0], guard.fence(b)[0], (insert, {"i": a, "n": rounds}))
-                    for a, b in zip(reversed(INSTANCES), INSTANCES, strict=True)
-                ]
-                assert all(await asyncio.gather(*jobs))
-                rounds += 1
-        finally:
-            stop.set()
-            renewer.join(30)
-        assert not errors, errors
-        assert renewals > 0 and rounds > 0
-        time.sleep(1.2)  # PostgreSQL publishes a backend's statistics at most once a second
-        assert deadlocks(cluster_db) == before, f"{deadlocks(cluster_db) - before} deadlocks in {rounds} rounds"
+
+        def one_round(n: int) -> list[asyncio.Future[bool]]:
+            # Jobs that fence the instances in the reverse of the renewal's order, several instances per job,
+            # as concurrent sends on many instances do in one batch.
+            assert writer is not None
+            return [writer.submit(guard.fence(a)[0], guard.fence(b)[0], (insert, {"i": a, "n": n}))
+                    for a, b in zip(reversed(INSTANCES), INSTANCES, strict=True)]
+
+        rounds = await rounds_beside_renewals(cluster_db, leases, SECONDS, one_round)
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM probe").scalar_one() == rounds * len(INSTANCES)
     finally:

@@ -6,7 +6,6 @@ commit, and it never deadlocks with the heartbeat's renewal."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from leadmaster.session_manager.cluster.leases import Leases
 from leadmaster.session_manager.cluster.schema import LeaseGuard, metadata
 from leadmaster.session_manager.store import Store, sqlalchemy_url
 from leadmaster.session_manager.writes import FenceRejected, Job
-from tests.cluster.test_lock_order import INSTANCES, deadlocks
+from tests.cluster.test_lock_order import INSTANCES, rounds_beside_renewals
 
 
 def record(instance_id: str, key: str) -> dict[str, Any]:
@@ -82,37 +81,11 @@ async def test_one_statement_fenced_inserts_never_deadlock_with_renewals(store: 
     for instance_id in INSTANCES:
         assert leases.claim(instance_id) is not None
     guard = LeaseGuard("node-a", leases.beat().get)
-    before = deadlocks(cluster_db)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-    renewals = 0
 
-    def renew() -> None:
-        nonlocal renewals
-        while not stop.is_set():
-            try:
-                assert set(leases.beat()) == set(INSTANCES)
-                renewals += 1
-            except BaseException as exc:  # reported below
-                errors.append(exc)
-                return
+    def one_round(n: int) -> list[asyncio.Future[bool]]:
+        # Many jobs per batch, queued in the reverse of the renewal's lock order.
+        return [store.writer.submit(guard.fence(i)[0], (store._begin_key, record(i, f"r{n}")))
+                for i in reversed(INSTANCES)]
 
-    renewer = threading.Thread(target=renew)
-    renewer.start()
-    rounds = 0
-    deadline = time.monotonic() + 3.0
-    try:
-        while time.monotonic() < deadline:
-            # Many jobs per batch, queued in the reverse of the renewal's lock order.
-            jobs = [store.writer.submit(guard.fence(i)[0], (store._begin_key, record(i, f"r{rounds}")))
-                    for i in reversed(INSTANCES)]
-            assert all(await asyncio.gather(*jobs))
-            rounds += 1
-    finally:
-        stop.set()
-        renewer.join(30)
-    assert not errors, errors
-    assert renewals > 0 and rounds > 0
-    time.sleep(1.2)  # PostgreSQL publishes a backend's statistics at most once a second
-    assert deadlocks(cluster_db) == before
+    rounds = await rounds_beside_renewals(cluster_db, leases, 3.0, one_round)
     assert len(keys(cluster_db)) == rounds * len(INSTANCES)
