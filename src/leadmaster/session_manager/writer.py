@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SqlEngine
 
 from leadmaster.session_manager import writer_pg
-from leadmaster.session_manager.writes import Checked, FenceRejected, Job, Returning, Rows, Write
+from leadmaster.session_manager.writes import Checked, FenceRejected, Job, Returning, Rows, Write, runs
 
 __all__ = ["Checked", "FenceRejected", "GroupCommitWriter", "Job", "Returning", "Rows", "Write"]
 
@@ -174,7 +174,6 @@ class _Lane:
 
     @staticmethod
     def _execute(conn: Connection, batch: list[Job]) -> None:
-        runs: list[tuple[Any, list[dict[str, Any]]]] = []
         distinct: dict[Checked, dict[tuple[tuple[str, Any], ...], dict[str, Any]]] = {}
         for job in batch:
             job.inserted = True
@@ -192,19 +191,11 @@ class _Lane:
                 isinstance(stmt, Checked) and not checks[stmt, tuple(sorted(params.items()))]
                 for stmt, params in job.writes
             )
-        for job in batch:
-            if job.fenced_out:
-                continue
-            for stmt, params in job.writes:
-                if isinstance(stmt, Checked):
-                    continue
-                if runs and runs[-1][0] is stmt:
-                    runs[-1][1].append(params)
-                else:
-                    runs.append((stmt, [params]))
+        written = runs((stmt, params) for job in batch if not job.fenced_out for stmt, params in job.writes
+                       if not isinstance(stmt, Checked))
         inserted: dict[Returning, set[tuple[Any, ...]]] = {}
         postgres = conn.dialect.name == "postgresql"
-        for stmt, rows in runs:
+        for stmt, rows in written:
             # One statement per run of the same statement where possible: the point of batching. On PostgreSQL
             # never an executemany (writes.Rows says why): one statement per row where there is no `many` form.
             if isinstance(stmt, Returning):

@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy.dialects import postgresql
 
-from leadmaster.session_manager.writes import Checked, Job, Returning, Rows
+from leadmaster.session_manager.writes import Checked, Job, Returning, Rows, runs
 
 
 @dataclass(frozen=True)
@@ -51,16 +51,9 @@ _fused: dict[Shape, str] = {}
 def plan(batch: list[Job], relaxed: bool) -> Plan | None:
     """How to commit `batch` (or its eager jobs) in autocommit, or None when it needs a transaction."""
     if all(isinstance(stmt, str | Rows) for job in batch for stmt, _ in job.writes):
-        same: list[tuple[str | Rows, list[dict[str, Any]]]] = []
-        for job in batch:
-            for stmt, params in job.writes:
-                if same and same[-1][0] is stmt:
-                    same[-1][1].append(params)
-                else:
-                    same.append((stmt, [params]))
-        runs = [one for stmt, rows in same for one in statements(stmt, rows)]
-        if relaxed or len(runs) == 1:
-            return Plan(batch, runs)
+        sql = [one for stmt, rows in runs(w for job in batch for w in job.writes) for one in statements(stmt, rows)]
+        if relaxed or len(sql) == 1:
+            return Plan(batch, sql)
         return None
     return _fused_plan([job for job in batch if not job.lazy])
 

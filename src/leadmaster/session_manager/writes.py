@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,3 +79,15 @@ class Job:
     lazy: bool = False
     inserted: bool = field(default=True)
     fenced_out: bool = False
+
+
+def runs(writes: Iterable[Write]) -> list[tuple[Any, list[dict[str, Any]]]]:
+    """Consecutive writes of the same statement object as one run (statement, parameter sets): the writer
+    writes each run as one statement where it can, the point of batching."""
+    merged: list[tuple[Any, list[dict[str, Any]]]] = []
+    for stmt, params in writes:
+        if merged and merged[-1][0] is stmt:
+            merged[-1][1].append(params)
+        else:
+            merged.append((stmt, [params]))
+    return merged
