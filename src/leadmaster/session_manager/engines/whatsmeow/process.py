@@ -93,16 +93,13 @@ class WorkerProcess:
         return self.proc is not None and self.proc.returncode is None
 
     async def call(self, op: str, args: dict[str, Any] | None = None, within: float = 10.0) -> Any:
-        if not self.alive:
-            raise WorkerGone("the worker is not running")
-        assert self.proc is not None and self.proc.stdin is not None
         rid = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
         try:
-            self.proc.stdin.write(protocol.encode({"id": rid, "op": op, "args": args or {}}))
+            stdin = self._write(rid, op, args or {})
             async with asyncio.timeout(within):
-                await self.proc.stdin.drain()
+                await stdin.drain()
                 return await future
         except TimeoutError as exc:
             raise WorkerTimeout(f"worker gave no answer to {op!r} within {within:g}s") from exc
@@ -114,10 +111,14 @@ class WorkerProcess:
     def post(self, op: str, args: dict[str, Any]) -> None:
         """Write one request now, in order with every call made after it, without waiting for the answer
         (dropped: no pending call has its id). For the lease, which the heartbeat must never wait on."""
+        self._write(next(self._ids), op, args)
+
+    def _write(self, rid: int, op: str, args: dict[str, Any]) -> asyncio.StreamWriter:
         if not self.alive:
             raise WorkerGone("the worker is not running")
         assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.write(protocol.encode({"id": next(self._ids), "op": op, "args": args}))
+        self.proc.stdin.write(protocol.encode({"id": rid, "op": op, "args": args}))
+        return self.proc.stdin
 
     def kill(self) -> None:
         if self.alive and self.pid is not None:
