@@ -89,3 +89,36 @@ async def test_one_statement_fenced_inserts_never_deadlock_with_renewals(store: 
 
     rounds = await rounds_beside_renewals(cluster_db, leases, 3.0, one_round)
     assert len(keys(cluster_db)) == rounds * len(INSTANCES)
+
+
+async def test_a_lone_fenced_insert_has_its_own_form_with_the_same_outcomes(store: Store, cluster_db: str) -> None:
+    leases = Leases(store.engine, "node-a", "http://a", 60.0)
+    for instance_id in INSTANCES[:3]:
+        assert leases.claim(instance_id) is not None
+    tokens = leases.beat()
+    with psycopg.connect(cluster_db, autocommit=True) as conn:
+        # inst-01 taken over by another node; inst-02 back to this node under a newer token (a stale one here).
+        conn.execute("UPDATE sm_cluster_leases SET owner = 'node-b', token = token + 1 WHERE instance_id = 'inst-01'")
+        conn.execute("UPDATE sm_cluster_leases SET token = token + 1 WHERE instance_id = 'inst-02'")
+    guard = LeaseGuard("node-a", tokens.get)
+    loop = asyncio.get_running_loop()
+
+    def lone(instance_id: str, key: str, fenced: bool = True) -> Job:
+        insert = (store._begin_key, record(instance_id, key))
+        return Job([guard.fence(instance_id)[0], insert] if fenced else [insert], loop.create_future())
+
+    cases = {"passes": lone("inst-00", "a"), "again": lone("inst-00", "a"), "lost": lone("inst-01", "b"),
+             "stale": lone("inst-02", "c"), "unfenced": lone("inst-09", "d", fenced=False),
+             "unfenced again": lone("inst-09", "d", fenced=False)}
+    raw = psycopg.connect(cluster_db)
+    try:
+        for job in cases.values():
+            plan = writer_pg.plan([job], relaxed=False)
+            assert plan is not None and plan.lone
+            writer_pg.run(raw, plan)
+    finally:
+        raw.close()
+    outcomes = {name: (job.fenced_out, job.inserted) for name, job in cases.items()}
+    assert outcomes == {"passes": (False, True), "again": (False, False), "lost": (True, False),
+                        "stale": (True, False), "unfenced": (False, True), "unfenced again": (False, False)}
+    assert keys(cluster_db) == {("inst-00", "a"), ("inst-09", "d")}

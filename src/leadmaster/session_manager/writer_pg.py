@@ -7,7 +7,9 @@ at one client: a fenced insert as BEGIN, SELECT … FOR SHARE, INSERT, COMMIT ta
 * eager jobs that are each the same fenced (or unfenced) `Returning` insert — pending marks, outbox entries:
   one `INSERT … SELECT FROM unnest(one array per column)` joined to the leases it locks FOR SHARE (until the
   statement commits, as the transaction's SELECT held them), answering which fences passed and which rows
-  went in. Lazy jobs beside them commit after (writer.py);
+  went in. A lone job (every send at low load) has a form with one parameter per column and two booleans
+  for an answer: 0.22 ms against 0.28 durable, 0.11 against 0.17 relaxed (array parameters and the JSON
+  answer cost the rest). Lazy jobs beside them commit after (writer.py);
 * driver-SQL writes only (status rows, receipts, finished answers) on a relaxed lane: each run of one
   statement as one statement (its `Rows.many` form) or one per row, each committing on its own: they are
   written again after a failure anyway (inserts that skip a row already there, forward-only updates), and a
@@ -43,9 +45,10 @@ class Plan:
     jobs: list[Job]  # the jobs it commits: the batch, or its eager jobs
     runs: list[tuple[str, dict[str, Any]]]  # statements in order, each with its parameters
     shape: Shape | None = None  # set when `runs` is one fused insert whose answer says each job's outcome
+    lone: bool = False  # the fused insert's one-job form: its answer is (fence passed, row inserted)
 
 
-_fused: dict[Shape, str] = {}
+_fused: dict[tuple[Shape, bool], str] = {}
 
 
 def plan(batch: list[Job], relaxed: bool) -> Plan | None:
@@ -70,6 +73,11 @@ def run(raw: Any, plan: Plan) -> None:
         raw.autocommit = False
     shape = plan.shape
     if shape is None or answer is None:
+        return
+    if plan.lone:
+        (job,) = plan.jobs
+        job.fenced_out = shape.check is not None and not answer[0]
+        job.inserted = bool(answer[1])
         return
     passing = {tuple(p) for p in answer[0]}
     inserted = {tuple(k) for k in answer[1]}
@@ -107,9 +115,17 @@ def _fused_plan(eager: list[Job]) -> Plan | None:
         if check is not None and (w[0][0] is not check or w[0][1]["fence_n"] != first[0][1]["fence_n"]):
             return None
     shape = Shape(check, returning, columns)
-    if (sql := _fused.get(shape)) is None:
-        sql = _fused[shape] = _fused_sql(shape)
-    params: dict[str, Any] = {c: [job.writes[-1][1][c] for job in eager] for c in columns}
+    lone = len(eager) == 1
+    if (sql := _fused.get((shape, lone))) is None:
+        sql = _fused[shape, lone] = _fused_sql(shape, lone)
+    params: dict[str, Any]
+    if lone:
+        params = dict(first[-1][1])
+        if check is not None:
+            fence = first[0][1]
+            params.update(fence_t=fence["fence_t"], fence_n=fence["fence_n"], fence_ids=[fence["fence_i"]])
+        return Plan(eager, [(sql, params)], shape, lone=True)
+    params = {c: [job.writes[-1][1][c] for job in eager] for c in columns}
     if check is not None:
         fences = [job.writes[0][1] for job in eager]
         params.update(
@@ -119,9 +135,9 @@ def _fused_plan(eager: list[Job]) -> Plan | None:
     return Plan(eager, [(sql, params)], shape)
 
 
-def _fused_sql(shape: Shape) -> str:
-    """The fused insert. Every name in it comes from the table's definition and every value is a bound
-    parameter (hence the noqa)."""
+def _fused_sql(shape: Shape, lone: bool) -> str:
+    """The fused insert (`lone`: its one-job form). Every name in it comes from the table's definition and
+    every value is a bound parameter (hence the noqa)."""
     table, keys = shape.returning.table, shape.returning.keys
     assert table is not None
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
@@ -130,8 +146,22 @@ def _fused_sql(shape: Shape) -> str:
         return f'"{name}"'
 
     names = ", ".join(q(c) for c in shape.columns)
-    arrays = ", ".join(f"%({c})s::{table.c[c].type.compile(dialect=dialect)}[]" for c in shape.columns)
     conflict = ", ".join(q(k) for k in keys)
+    if lone:
+        values = ", ".join(f"%({c})s::{table.c[c].type.compile(dialect=dialect)}" for c in shape.columns)
+        if shape.check is None:
+            return (
+                f"WITH ins AS (INSERT INTO {q(table.name)} ({names}) VALUES ({values}) "  # noqa: S608
+                f"ON CONFLICT ({conflict}) DO NOTHING RETURNING 1) SELECT true, EXISTS (SELECT FROM ins)"
+            )
+        # `f` has the lease's row when it passes for any token; the insert needs this job's token.
+        return (
+            f"WITH f AS ({shape.check.passing}), "  # noqa: S608
+            f"ins AS (INSERT INTO {q(table.name)} ({names}) SELECT {values} FROM f WHERE fence_t = %(fence_t)s "
+            f"ON CONFLICT ({conflict}) DO NOTHING RETURNING 1) "
+            "SELECT EXISTS (SELECT FROM f WHERE fence_t = %(fence_t)s), EXISTS (SELECT FROM ins)"
+        )
+    arrays = ", ".join(f"%({c})s::{table.c[c].type.compile(dialect=dialect)}[]" for c in shape.columns)
     answer = f"(SELECT coalesce(json_agg(json_build_array({conflict})), '[]') FROM ins)"  # noqa: S608
     if shape.check is None:
         return (
