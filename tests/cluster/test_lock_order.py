@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from leadmaster.session_manager.cluster.leases import Leases
 from leadmaster.session_manager.cluster.schema import LeaseGuard, metadata
 from leadmaster.session_manager.store import sqlalchemy_url
-from leadmaster.session_manager.writer import GroupCommitWriter, _Lane
+from leadmaster.session_manager.writer import GroupCommitWriter
+from leadmaster.session_manager.writer_tx import execute
 from leadmaster.session_manager.writes import Job
 
 INSTANCES = [f"inst-{n:02d}" for n in range(16)]
@@ -119,7 +120,7 @@ async def test_one_batch_fences_many_instances_in_one_check_and_refuses_only_the
         statements: list[str] = []
         sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
         with engine.begin() as conn:
-            _Lane._execute(conn, batch)
+            execute(conn, batch)
         assert [job.fenced_out for job in batch] == [False, True, False, False]  # inst-03, -02, -01, -00
         assert sum("FOR SHARE" in s for s in statements) == 1, statements
         with engine.connect() as conn:

@@ -1,4 +1,4 @@
-"""The writer's one-statement form on PostgreSQL (writer.py `_one_statement`): a batch of fenced inserts is one
+"""The writer's one-statement form on PostgreSQL (writer_pg.py): a batch of fenced inserts is one
 autocommitted INSERT joined to the leases it locks. It must mean exactly what the transaction meant: a job
 whose lease is lost writes nothing and is told so, a key already there is reported, lazy jobs beside it still
 commit, and it never deadlocks with the heartbeat's renewal."""
@@ -18,6 +18,7 @@ from leadmaster.session_manager import writer_pg
 from leadmaster.session_manager.cluster.leases import Leases
 from leadmaster.session_manager.cluster.schema import LeaseGuard, metadata
 from leadmaster.session_manager.store import Store, sqlalchemy_url
+from leadmaster.session_manager.writer_loop import LoopLane
 from leadmaster.session_manager.writes import FenceRejected, Job
 from tests.cluster.test_lock_order import INSTANCES, rounds_beside_renewals
 
@@ -60,13 +61,12 @@ async def test_a_batch_of_fenced_inserts_is_one_statement_that_refuses_only_the_
     batch = [eager[0], lazy, *eager[1:]]
     plan = writer_pg.plan(batch, relaxed=False)
     assert plan is not None and plan.jobs == eager  # the eager five as one statement; the lazy one after
-    store.writer.durable.queue.put(None)  # stop the lane's thread: this test drives its commit itself
-    store.writer.durable.thread.join(10)
     through_sqlalchemy: list[str] = []
     sa.event.listen(store.engine, "before_cursor_execute", lambda *a: through_sqlalchemy.append(a[2]))
-    store.writer.durable._commit(batch)
+    lane = store.writer.durable
+    assert isinstance(lane, LoopLane)
+    await lane._commit(batch)  # the lane's own commit, driven here without its task
     assert through_sqlalchemy == [str(finish)]  # the fenced inserts went as one driver statement
-    await asyncio.sleep(0.05)  # results come back through the event loop
     outcomes = [job.future.exception() or job.future.result() for job in eager]
     assert outcomes[0] is True and outcomes[2] is True and outcomes[3] is True  # inst-03, -01, -00
     assert isinstance(outcomes[1], FenceRejected)  # inst-02: lost, nothing written

@@ -75,7 +75,7 @@ async def plant_paired(data_dir: Path, store_url: str | None, ids: list[str],
                                                 str(first_user + n), f"Seeded {instance_id}")
                                for n, instance_id in enumerate(ids)))
     finally:
-        await asyncio.to_thread(store.close)
+        await store.aclose()
     return {instance_id: device_jid(first_user + n) for n, instance_id in enumerate(ids)}
 
 

@@ -125,7 +125,7 @@ class SessionService:
             for s in self.sessions.values():
                 if s.status is not SessionStatus.DISCONNECTED:
                     self._set(s, SessionStatus.DISCONNECTED, Reason.SHUTDOWN)
-            await asyncio.to_thread(self.store.close)
+            await self.store.aclose()
 
     async def _purge_loop(self) -> None:
         while True:

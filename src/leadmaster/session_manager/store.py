@@ -156,8 +156,9 @@ class Store:
             self.engine: SqlEngine = sa.create_engine(url)
         else:
             # A hard bound on this process's PostgreSQL connections: the node's budget is 20, the whatsmeow
-            # worker's pool takes 8 (SESSION_MANAGER_WHATSMEOW_DB_CONNECTIONS) and the writer's three lanes
-            # hold one each for good; reads beyond the rest wait for a connection instead of opening one.
+            # worker's pool takes 8 (SESSION_MANAGER_WHATSMEOW_DB_CONNECTIONS), the writer's three lanes hold
+            # one each of their own (writer_loop.py), and this pool the other 9: reads, and the writer's rare
+            # transactions, beyond it wait for a connection instead of opening one.
             self.engine = sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=POOL_OVERFLOW)
             sa.event.listen(self.engine, "connect", _abandon_stalled_transactions)
         if url.startswith("sqlite"):
@@ -203,8 +204,13 @@ class Store:
         return cls(sqlalchemy_url(store_url, data_dir))
 
     def close(self) -> None:
+        """Write what is queued and close; from the event loop, `aclose` (PostgreSQL's writer runs on it)."""
         self.writer.close()
         self.engine.dispose()
+
+    async def aclose(self) -> None:
+        await self.writer.aclose()
+        await asyncio.to_thread(self.close)
 
     async def _read(self, stmt: Any) -> list[Any]:
         return await asyncio.to_thread(self._read_sync, stmt)
@@ -330,7 +336,7 @@ class Store:
         return [{str(k): v for k, v in r._mapping.items() if v is not None} for r in await self._read(stmt)]
 
 
-POOL_OVERFLOW = 7  # 5 + 7 = 12 connections at most: with the worker's 8, the node's 20
+POOL_OVERFLOW = 4  # 5 + 4 = 9 connections at most: with the writer's 3 and the worker's 8, the node's 20
 
 
 # Our transactions last milliseconds. One left open by a frozen process (SIGSTOP, a VM pause) would keep

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from sqlalchemy.dialects import postgresql
 
 from leadmaster.session_manager.writes import Checked, Job, Returning, Rows, runs
@@ -71,6 +72,20 @@ def run(raw: Any, plan: Plan) -> None:
             answer = cursor.fetchone() if plan.shape is not None else None
     finally:
         raw.autocommit = False
+    note(plan, answer)
+
+
+async def run_async(conn: psycopg.AsyncConnection[Any], plan: Plan) -> None:
+    """`run` on an asyncio connection in autocommit (writer_loop.py)."""
+    async with conn.cursor() as cursor:
+        for sql, params in plan.runs:
+            await cursor.execute(sql, params)
+        answer = await cursor.fetchone() if plan.shape is not None else None
+    note(plan, answer)
+
+
+def note(plan: Plan, answer: Any) -> None:
+    """Note on each job of `plan` what the fused insert's `answer` says became of it."""
     shape = plan.shape
     if shape is None or answer is None:
         return
