@@ -1,8 +1,10 @@
 """The node's PostgreSQL connection budget (issue 9: at most 20 for the whole node): the session-manager's own
-share is a hard 12 (the whatsmeow worker's pool takes the other 8), however many reads run at once."""
+share is a hard 12 (the whatsmeow worker's pool takes the other 8), however many reads run at once while the
+writer's three lanes write."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +18,7 @@ from leadmaster.session_manager.store import Store, sqlalchemy_url
 READERS = 40  # anyio's default thread limit: the most reads the service can run at once
 
 
-def test_the_store_keeps_to_twelve_postgresql_connections_under_forty_concurrent_reads(cluster_db: str) -> None:
+def test_the_store_keeps_to_twelve_postgresql_connections_under_forty_concurrent_reads_and_writes(cluster_db: str) -> None:
     store = Store(sqlalchemy_url(cluster_db, Path(".")))
     peak = 0
     done = threading.Event()
@@ -35,13 +37,29 @@ def test_the_store_keeps_to_twelve_postgresql_connections_under_forty_concurrent
         with store.engine.connect() as conn:
             return int(conn.execute(sa.text("SELECT 1 FROM pg_sleep(0.2)")).scalar_one())
 
+    writes = 0
+
+    async def write() -> None:
+        # Each lane (durable, relaxed, message status) holds a connection of its own while it writes.
+        nonlocal writes
+        while not done.is_set():
+            await asyncio.gather(store.writer.write(("SELECT pg_sleep(0.01)", {})),
+                                 store.writer.write(("SELECT pg_sleep(0.01)", {}), relaxed=True),
+                                 store.writer.write(("SELECT pg_sleep(0.01)", {}), status=True))
+            writes += 3
+        await store.writer.aclose()
+
     counter = threading.Thread(target=count)
+    writer = threading.Thread(target=asyncio.run, args=(write(),))
     counter.start()
+    writer.start()
     try:
         with ThreadPoolExecutor(READERS) as pool:
             assert sum(pool.map(read, range(READERS * 2))) == READERS * 2  # every read served, none refused
     finally:
         done.set()
         counter.join(10)
+        writer.join(10)
         store.close()
-    assert 3 < peak <= 12, f"peak {peak} server connections"
+    assert writes > 0
+    assert 9 < peak <= 12, f"peak {peak} server connections"
