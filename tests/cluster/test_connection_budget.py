@@ -18,7 +18,7 @@ from leadmaster.session_manager.store import Store, sqlalchemy_url
 READERS = 40  # anyio's default thread limit: the most reads the service can run at once
 
 
-def test_the_store_keeps_to_twelve_postgresql_connections_under_forty_concurrent_reads_and_writes(cluster_db: str) -> None:
+def test_the_store_keeps_to_twelve_postgresql_connections_under_forty_reads_and_three_lanes(cluster_db: str) -> None:
     store = Store(sqlalchemy_url(cluster_db, Path(".")))
     peak = 0
     done = threading.Event()

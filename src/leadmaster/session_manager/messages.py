@@ -119,14 +119,14 @@ _UPDATE_SQL = {
 }
 
 
-# PostgreSQL: the same writes for many rows in one statement (writes.Rows), each parameter an array. A receipt
-# batch may name a message twice: DISTINCT ON keeps its first (lowest `u`), as one statement per row would.
+# PostgreSQL: the same writes for many rows in one statement (writes.Rows: the rows as one JSON parameter). A
+# receipt batch may name a message twice: DISTINCT ON keeps its first (lowest `u`), as one statement per row would.
 _PG_MANY = {
     "insert": (
         'INSERT INTO sm_messages (instance_id, message_id, "to", status, sent_at, delivered_at, read_at, updated_at) '
-        "SELECT * FROM unnest(%(instance_id)s::varchar[], %(message_id)s::varchar[], %(to)s::varchar[], "
-        "%(status)s::varchar[], %(sent_at)s::bigint[], %(delivered_at)s::bigint[], %(read_at)s::bigint[], "
-        "%(updated_at)s::bigint[]) ON CONFLICT (instance_id, message_id) DO NOTHING"
+        'SELECT * FROM json_to_recordset(%(rows)s::json) AS v(instance_id varchar, message_id varchar, "to" varchar, '
+        "status varchar, sent_at bigint, delivered_at bigint, read_at bigint, updated_at bigint) "
+        "ON CONFLICT (instance_id, message_id) DO NOTHING"
     ),
     MessageStatus.DELIVERED: "status = 'DELIVERED', delivered_at = v.at_, updated_at = v.u {where} "
                              "AND t.status = 'SENT'",
@@ -135,8 +135,8 @@ _PG_MANY = {
     MessageStatus.FAILED: "status = 'FAILED', updated_at = v.u {where} AND t.status = 'SENT'",
 }
 _PG_UPDATE_FROM = (
-    "FROM (SELECT DISTINCT ON (i, m) * FROM unnest(%(i)s::varchar[], %(m)s::varchar[], %(at_)s::bigint[], "
-    "%(u)s::bigint[]) AS v(i, m, at_, u) ORDER BY i, m, u) AS v WHERE t.instance_id = v.i AND t.message_id = v.m"
+    "FROM (SELECT DISTINCT ON (i, m) * FROM json_to_recordset(%(rows)s::json) AS v(i varchar, m varchar, at_ bigint, "
+    "u bigint) ORDER BY i, m, u) AS v WHERE t.instance_id = v.i AND t.message_id = v.m"
 )
 
 

@@ -96,8 +96,8 @@ _FINISH_IDEMPOTENCY = (
 )
 _FINISH_MANY_PG = (
     "UPDATE sm_idempotency AS t SET status = v.status, response = v.response, state = v.state "
-    "FROM unnest(%(i)s::varchar[], %(k)s::varchar[], %(status)s::int[], %(response)s::text[], %(state)s::varchar[]) "
-    "AS v(i, k, status, response, state) WHERE t.instance_id = v.i AND t.key = v.k"
+    "FROM json_to_recordset(%(rows)s::json) AS v(i varchar, k varchar, status int, response text, state varchar) "
+    "WHERE t.instance_id = v.i AND t.key = v.k"
 )
 _INSERT_IDEMPOTENCY = idempotency.insert()
 _DELETE_DEVICE = sandbox_devices.delete().where(sandbox_devices.c.instance_id == sa.bindparam("i"))

@@ -5,11 +5,11 @@ at one client: a fenced insert as BEGIN, SELECT … FOR SHARE, INSERT, COMMIT ta
 0.29 ms; 0.38 against 0.16 ms relaxed), so the send path's hot batches skip the transaction:
 
 * eager jobs that are each the same fenced (or unfenced) `Returning` insert — pending marks, outbox entries:
-  one `INSERT … SELECT FROM unnest(one array per column)` joined to the leases it locks FOR SHARE (until the
-  statement commits, as the transaction's SELECT held them), answering which fences passed and which rows
-  went in. A lone job (every send at low load) has a form with one parameter per column and two booleans
-  for an answer: 0.22 ms against 0.28 durable, 0.11 against 0.17 relaxed (array parameters and the JSON
-  answer cost the rest). Lazy jobs beside them commit after (writer.py);
+  one `INSERT … SELECT FROM json_to_recordset(…)` (the rows as one JSON parameter, writes.Rows says why)
+  joined to the leases it locks FOR SHARE (until the statement commits, as the transaction's SELECT held
+  them), answering which fences passed and which rows went in. A lone job (every send at low load) has a
+  form with one parameter per column and two booleans for an answer: 0.22 ms against 0.28 durable, 0.11
+  against 0.17 relaxed. Lazy jobs beside them commit after (writer_loop.py);
 * driver-SQL writes only (status rows, receipts, finished answers) on a relaxed lane: each run of one
   statement as one statement (its `Rows.many` form) or one per row, each committing on its own: they are
   written again after a failure anyway (inserts that skip a row already there, forward-only updates), and a
@@ -18,7 +18,7 @@ at one client: a fenced insert as BEGIN, SELECT … FOR SHARE, INSERT, COMMIT ta
 
 Never psycopg's executemany: writes.Rows says why.
 
-Anything else is a transaction (writer.py `_execute`).
+Anything else is a transaction (writer_tx.py).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import psycopg
 from sqlalchemy.dialects import postgresql
 
@@ -107,7 +108,7 @@ def statements(stmt: str | Rows, rows: list[dict[str, Any]]) -> list[tuple[str, 
     per row (never an executemany: writes.Rows)."""
     if isinstance(stmt, Rows):
         if stmt.many is not None and len(rows) > 1:
-            return [(stmt.many, {name: [row[name] for row in rows] for name in rows[0]})]
+            return [(stmt.many, {"rows": _json(rows)})]
         return [(stmt.one, row) for row in rows]
     return [(stmt, row) for row in rows]
 
@@ -140,14 +141,19 @@ def _fused_plan(eager: list[Job]) -> Plan | None:
             fence = first[0][1]
             params.update(fence_t=fence["fence_t"], fence_n=fence["fence_n"], fence_ids=[fence["fence_i"]])
         return Plan(eager, [(sql, params)], shape, lone=True)
-    params = {c: [job.writes[-1][1][c] for job in eager] for c in columns}
-    if check is not None:
+    if check is None:
+        params = {"rows": _json([job.writes[-1][1] for job in eager])}
+    else:
         fences = [job.writes[0][1] for job in eager]
-        params.update(
-            fence_i=[f["fence_i"] for f in fences], fence_t=[f["fence_t"] for f in fences],
-            fence_n=fences[0]["fence_n"], fence_ids=sorted({f["fence_i"] for f in fences}),
-        )
+        rows = [{**job.writes[-1][1], "fence_i": f["fence_i"], "fence_t": f["fence_t"]}
+                for job, f in zip(eager, fences, strict=True)]
+        params = {"rows": _json(rows), "fence_n": fences[0]["fence_n"],
+                  "fence_ids": sorted({f["fence_i"] for f in fences})}
     return Plan(eager, [(sql, params)], shape)
+
+
+def _json(rows: list[dict[str, Any]]) -> str:
+    return orjson.dumps(rows).decode()
 
 
 def _fused_sql(shape: Shape, lone: bool) -> str:
@@ -176,17 +182,17 @@ def _fused_sql(shape: Shape, lone: bool) -> str:
             f"ON CONFLICT ({conflict}) DO NOTHING RETURNING 1) "
             "SELECT EXISTS (SELECT FROM f WHERE fence_t = %(fence_t)s), EXISTS (SELECT FROM ins)"
         )
-    arrays = ", ".join(f"%({c})s::{table.c[c].type.compile(dialect=dialect)}[]" for c in shape.columns)
+    typed = ", ".join(f"{q(c)} {table.c[c].type.compile(dialect=dialect)}" for c in shape.columns)
     answer = f"(SELECT coalesce(json_agg(json_build_array({conflict})), '[]') FROM ins)"  # noqa: S608
     if shape.check is None:
         return (
-            f"WITH ins AS (INSERT INTO {q(table.name)} ({names}) SELECT * FROM unnest({arrays}) "  # noqa: S608
+            f"WITH ins AS (INSERT INTO {q(table.name)} ({names}) "  # noqa: S608
+            f"SELECT * FROM json_to_recordset(%(rows)s::json) AS v({typed}) "
             f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {conflict}) SELECT '[]'::json, {answer}"
         )
     return (
         f"WITH f AS ({shape.check.passing}), "  # noqa: S608
-        f"v AS (SELECT * FROM unnest(%(fence_i)s::text[], %(fence_t)s::bigint[], {arrays}) "
-        f"AS v(fence_i, fence_t, {names})), "
+        f"v AS (SELECT * FROM json_to_recordset(%(rows)s::json) AS v(fence_i text, fence_t bigint, {typed})), "
         f"ins AS (INSERT INTO {q(table.name)} ({names}) SELECT {names} FROM v JOIN f USING (fence_i, fence_t) "
         f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {conflict}) "
         f"SELECT (SELECT coalesce(json_agg(json_build_array(fence_i, fence_t)), '[]') FROM f), {answer}"
