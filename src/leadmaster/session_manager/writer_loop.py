@@ -43,6 +43,8 @@ class LoopLane:
         self.setup = setup + (("SET synchronous_commit TO OFF",) if relaxed else ())
         self.conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._pending: list[Job] = []
+        self._lazy: list[Job] = []  # lazy jobs held until `_release_lazy`, `lazy_seconds` after the first
+        self._lazy_timer: asyncio.TimerHandle | None = None
         self._kick: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -57,19 +59,32 @@ class LoopLane:
             self.close()
             self._loop = loop
             self._task = loop.create_task(self._run(), name=self.name)
+        if job.lazy and not self._closing:
+            # Held, and written with the others of the next `lazy_seconds` as one statement, rather than one
+            # statement per batch right after the next write.
+            self._lazy.append(job)
+            if self._lazy_timer is None:
+                self._lazy_timer = loop.call_later(self.lazy_seconds, self._release_lazy)
+            return
         self._pending.append(job)
+        self._wake()
+
+    def _release_lazy(self) -> None:
+        self._lazy_timer = None
+        self._pending += self._lazy
+        self._lazy = []
+        self._wake()
+
+    def _wake(self) -> None:
         if self._kick is not None and not self._kick.done():
             self._kick.set_result(None)
 
-    async def _wait(self, seconds: float | None = None) -> None:
-        """Until the next job is queued (or `seconds` pass)."""
+    async def _wait(self) -> None:
+        """Until the next job is queued."""
         assert self._loop is not None
         self._kick = self._loop.create_future()
         try:
-            async with asyncio.timeout(seconds):
-                await self._kick
-        except TimeoutError:
-            pass
+            await self._kick
         finally:
             self._kick = None
 
@@ -78,18 +93,15 @@ class LoopLane:
             if not self._pending:
                 await self._wait()
                 continue
-            if all(job.lazy for job in self._pending) and not self._closing:
-                # Lazy jobs ride with the next write; alone, they wait for one at most `lazy_seconds` (queued
-                # meanwhile, where a synchronous close still finds them).
-                await self._wait(self.lazy_seconds)
             batch, self._pending = self._pending, []
             await self._commit(batch)
 
     async def aclose(self) -> None:
         """Commit what is queued, then close the connection (from the lane's loop)."""
         self._closing = True
-        if self._kick is not None and not self._kick.done():
-            self._kick.set_result(None)
+        if self._lazy_timer is not None:
+            self._lazy_timer.cancel()
+        self._release_lazy()
         task, self._task = self._task, None
         if task is not None:
             await task  # it ends once nothing is queued
@@ -99,7 +111,10 @@ class LoopLane:
 
     def close(self) -> None:
         """Synchronous close (no loop to run on): what is queued is written in a transaction of its own."""
-        pending, self._pending = self._pending, []
+        pending, self._pending, self._lazy = self._pending + self._lazy, [], []
+        timer, self._lazy_timer = self._lazy_timer, None
+        if timer is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(timer.cancel)
         if pending:
             try:
                 with self.engine.connect() as conn, conn.begin():
