@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine as SqlEngine
 
 from leadmaster.common.files import private_dir
+from leadmaster.common.pgurl import plain_on_loopback
 from leadmaster.common.sqlite import use_sqlite_pragmas
 from leadmaster.session_manager.writer import GroupCommitWriter
 from leadmaster.session_manager.writes import FenceRejected as FenceRejected  # raised by fenced writes
@@ -132,13 +133,15 @@ def driver_sql(sql: str, postgres: bool) -> str:
 
 
 def sqlalchemy_url(store_url: str | None, data_dir: Path) -> str:
-    """Map SESSION_MANAGER_STORE_URL (libpq style `postgres://` accepted) to a SQLAlchemy URL."""
+    """Map SESSION_MANAGER_STORE_URL (libpq style `postgres://` accepted) to a SQLAlchemy URL; no TLS to a
+    server on this host unless the URL asks for it (common/pgurl.py)."""
     if not store_url:
         return f"sqlite:///{data_dir / 'session-manager.sqlite3'}"
     for prefix in ("postgres://", "postgresql://"):
         if store_url.startswith(prefix):
-            return "postgresql+psycopg://" + store_url[len(prefix) :]
-    return store_url
+            store_url = "postgresql+psycopg://" + store_url[len(prefix) :]
+    # The worker's connections do the same (engines/whatsmeow/credentials.py, engine-worker/store.go).
+    return plain_on_loopback(store_url) if store_url.startswith("postgresql") else store_url
 
 
 class Guard(Protocol):

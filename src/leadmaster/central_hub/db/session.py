@@ -10,6 +10,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from leadmaster.common.pgurl import plain_on_loopback
 from leadmaster.common.sqlite import use_sqlite_pragmas
 
 T = TypeVar("T")
@@ -23,7 +24,7 @@ def make_engine(url: str) -> Engine:
         # worker threads (interaction log, admin API, logins), so a writer waits up to 30 s for another.
         use_sqlite_pragmas(engine, busy_timeout_ms=30_000, foreign_keys=True)
         return engine
-    return create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+    return create_engine(plain_on_loopback(url), pool_size=5, max_overflow=5, pool_pre_ping=True)
 
 
 def migrate(engine: Engine) -> None:

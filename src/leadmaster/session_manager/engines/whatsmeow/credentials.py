@@ -14,10 +14,10 @@ import logging
 import re
 import sqlite3
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from leadmaster.common.files import private_dir
 from leadmaster.common.logs import log
+from leadmaster.common.pgurl import plain_on_loopback
 from leadmaster.common.sqlite import set_pragmas
 
 logger = logging.getLogger("leadmaster.session_manager.engines.whatsmeow")
@@ -34,11 +34,7 @@ _DELETES = (
 
 def go_postgres_url(url: str) -> str:
     """The store URL as psycopg (and the worker) read it: no SQLAlchemy `+driver`, TLS off on loopback."""
-    parts = urlsplit(re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", url))
-    query = parse_qs(parts.query)
-    if "sslmode" not in query and (parts.hostname or "localhost") in ("localhost", "127.0.0.1", "::1"):
-        query["sslmode"] = ["disable"]
-    return urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+    return plain_on_loopback(re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", url))
 
 
 class Credentials:
