@@ -29,6 +29,8 @@ from leadmaster.session_manager.writes import Checked, FenceRejected, Job
 
 logger = logging.getLogger("leadmaster.session_manager.store")
 
+CLOSE_SECONDS = 10.0  # as long as SQLite's lane thread is given to finish at shutdown (writer.py)
+
 
 class LoopLane:
     """One PostgreSQL connection written by a task of the event loop that first queues a write."""
@@ -94,7 +96,14 @@ class LoopLane:
                 await self._wait()
                 continue
             batch, self._pending = self._pending, []
-            await self._commit(batch)
+            try:
+                await self._commit(batch)
+            except Exception:
+                # A bug, not a database error (those are handled in `_commit`): the lane must live on, and no
+                # caller may wait forever.
+                logger.exception("store writer lane failed")
+                for job in batch:
+                    resolve(job, RuntimeError("store write failed"))
 
     async def aclose(self) -> None:
         """Commit what is queued, then close the connection (from the lane's loop)."""
@@ -104,7 +113,11 @@ class LoopLane:
         self._release_lazy()
         task, self._task = self._task, None
         if task is not None:
-            await task  # it ends once nothing is queued
+            try:
+                # It ends once nothing is queued; a database that stopped answering must not hold up shutdown.
+                await asyncio.wait_for(task, CLOSE_SECONDS)
+            except TimeoutError:
+                logger.error("store writer lane did not finish its writes before shutdown")
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
