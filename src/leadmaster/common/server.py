@@ -6,6 +6,7 @@ request: a socket that trickles half a header, or a body shorter than its Conten
 """
 
 import asyncio
+import gc
 from typing import Any
 
 import orjson
@@ -103,6 +104,12 @@ def guarded_protocol(read_timeout: float) -> type[GuardedHttpToolsProtocol]:
 def serve(app: Any, host: str, port: int, read_timeout: float = DEFAULT_READ_TIMEOUT) -> None:
     # One shared place for both services: every file they (and their worker processes) create is 0600.
     private_umask()
+    # The objects of the imports and the app's set-up live as long as the process: frozen, the collector stops
+    # walking them on every older-generation collection, and a young collection every 10,000 allocations
+    # rather than 700 (objects that die young are freed by reference counting anyway). Measured at 16 clients,
+    # a keyed send on PostgreSQL: 0.28 -> 0.23 ms of the service's CPU per send; SQLite sends unchanged.
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
     uvicorn.run(
         app,
         host=host,
