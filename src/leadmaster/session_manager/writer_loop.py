@@ -60,6 +60,9 @@ class LoopLane:
             # the lane starts afresh on this one.
             self.close()
             self._loop = loop
+        if self._task is None or self._task.done():
+            # First write, or one after `aclose` (a write after shutdown is still written, never left waiting).
+            self._closing = False
             self._task = loop.create_task(self._run(), name=self.name)
         if job.lazy and not self._closing:
             # Held, and written with the others of the next `lazy_seconds` as one statement, rather than one
@@ -111,13 +114,17 @@ class LoopLane:
         if self._lazy_timer is not None:
             self._lazy_timer.cancel()
         self._release_lazy()
-        task, self._task = self._task, None
+        task = self._task
         if task is not None:
             try:
-                # It ends once nothing is queued; a database that stopped answering must not hold up shutdown.
-                await asyncio.wait_for(task, CLOSE_SECONDS)
+                # It ends once nothing is queued (writes queued meanwhile included); a database that stopped
+                # answering must not hold up shutdown.
+                await asyncio.wait_for(asyncio.shield(task), CLOSE_SECONDS)
             except TimeoutError:
                 logger.error("store writer lane did not finish its writes before shutdown")
+                task.cancel()
+        if self._task is task:
+            self._task = None
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
