@@ -1,9 +1,10 @@
 """Durable state of the session-manager: known instances, who is paired, idempotency records, sandbox data.
 
 SQLite in SESSION_MANAGER_DATA_DIR by default, PostgreSQL when SESSION_MANAGER_STORE_URL is set.
-Nothing here blocks the event loop: every write goes through the group-commit writer thread (writer.py),
-every read runs in a worker thread. The send path reads nothing in the common case: a keyed send's pending
-mark is an insert that tells whether a record was already there.
+Nothing here blocks the event loop: every write goes through the group-commit writer (writer.py: a thread on
+SQLite, tasks of the event loop with asyncio connections on PostgreSQL), every read runs in a worker thread.
+The send path reads nothing in the common case: a keyed send's pending mark is an insert that tells whether
+a record was already there.
 """
 
 from __future__ import annotations
