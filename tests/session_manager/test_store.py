@@ -56,7 +56,7 @@ async def test_outbox_keeps_one_message_per_id(settings_factory: Callable[..., S
         store.close()
 
 
-async def test_lazy_finish_rides_with_the_next_write_and_is_flushed_on_close(
+async def test_lazy_finish_is_written_without_a_commit_of_its_own_and_flushed_on_close(
     settings_factory: Callable[..., Settings],
 ) -> None:
     store = open_store(settings_factory)

@@ -6,7 +6,7 @@ also tells whether the key was used before, so a fresh key costs no read. When t
 message ID, the send goes out under an ID derived from the key (`message_id_for`): a retry that finds a
 pending mark left by a run that died re-sends under the same ID, which WhatsApp keeps as one message. Then
 the finished answer need not be durable before the 200 either (a crash that loses it only causes such a
-re-send), so it rides with the next commit instead of costing one of its own.
+re-send), so it is written lazily (writer.py) instead of costing a commit of its own.
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ Two weaker kinds of write, for rows whose loss in a database crash costs nothing
 * *relaxed*: on PostgreSQL these commit with `synchronous_commit off`: the row survives our process dying
   (what the fault suite exercises), not the database server crashing, which is what SQLite's WAL +
   `synchronous=NORMAL` gives every write;
-* *lazy* (also relaxed): no commit of its own: it rides with the next write, or is committed after
-  `LAZY_SECONDS` when nothing else comes (on PostgreSQL right after the next batch's own statement).
+* *lazy* (also relaxed): no commit of its own: on SQLite it rides with the next write, or is committed
+  after `LAZY_SECONDS` when nothing else comes; on PostgreSQL it is held and written with the other lazy
+  writes of the next `LAZY_SECONDS`, one statement for them all.
 """
 
 from __future__ import annotations

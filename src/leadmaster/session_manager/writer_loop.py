@@ -35,14 +35,12 @@ CLOSE_SECONDS = 10.0  # as long as SQLite's lane thread is given to finish at sh
 class LoopLane:
     """One PostgreSQL connection written by a task of the event loop that first queues a write."""
 
-    def __init__(self, engine: SqlEngine, name: str, relaxed: bool, idempotent: bool, lazy_seconds: float,
-                 setup: tuple[str, ...] = ()) -> None:
+    def __init__(self, engine: SqlEngine, name: str, relaxed: bool, idempotent: bool, lazy_seconds: float) -> None:
         self.engine = engine
         self.name = name
         self.relaxed = relaxed
         self.idempotent = idempotent  # every job's statements may run twice: a failed one is tried once more
         self.lazy_seconds = lazy_seconds
-        self.setup = setup + (("SET synchronous_commit TO OFF",) if relaxed else ())
         self.conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._pending: list[Job] = []
         self._lazy: list[Job] = []  # lazy jobs held until `_release_lazy`, `lazy_seconds` after the first
@@ -160,8 +158,8 @@ class LoopLane:
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:
             conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
-            for sql in self.setup:
-                await conn.execute(sql)  # for the connection's life: no extra statement per batch
+            if self.relaxed:
+                await conn.execute("SET synchronous_commit TO OFF")  # for the connection's life, not per batch
             self._conn = conn
         return self._conn
 
