@@ -110,14 +110,14 @@ async def test_a_lone_fenced_insert_has_its_own_form_with_the_same_outcomes(stor
     cases = {"passes": lone("inst-00", "a"), "again": lone("inst-00", "a"), "lost": lone("inst-01", "b"),
              "stale": lone("inst-02", "c"), "unfenced": lone("inst-09", "d", fenced=False),
              "unfenced again": lone("inst-09", "d", fenced=False)}
-    raw = psycopg.connect(cluster_db)
+    raw = await psycopg.AsyncConnection.connect(cluster_db, autocommit=True)
     try:
         for job in cases.values():
             plan = writer_pg.plan([job], relaxed=False)
             assert plan is not None and plan.lone
-            writer_pg.run(raw, plan)
+            await writer_pg.run_async(raw, plan)
     finally:
-        raw.close()
+        await raw.close()
     outcomes = {name: (job.fenced_out, job.inserted) for name, job in cases.items()}
     assert outcomes == {"passes": (False, True), "again": (False, False), "lost": (True, False),
                         "stale": (True, False), "unfenced": (False, True), "unfenced again": (False, False)}

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine as SqlEngine
 
 from leadmaster.session_manager.writer_loop import LoopLane
 from leadmaster.session_manager.writer_tx import execute
-from leadmaster.session_manager.writes import Checked, FenceRejected, Job, Returning, Rows, Write
+from leadmaster.session_manager.writes import Checked, FenceRejected, Job, Returning, Rows, Write, resolve_threadsafe
 
 __all__ = ["Checked", "FenceRejected", "GroupCommitWriter", "Job", "Returning", "Rows", "Write"]
 
@@ -155,27 +155,12 @@ class _Lane:
                 self._conn.invalidate()  # a broken connection is replaced on the next batch
             if len(batch) == 1:
                 logger.exception("store write failed")
-                _resolve_threadsafe(batch[0], RuntimeError("store write failed"))
+                resolve_threadsafe(batch[0], RuntimeError("store write failed"))
             else:
                 # One bad write must not fail its neighbours: retry each on its own.
                 for job in batch:
                     self._commit([job])
             return
         for job in batch:
-            _resolve_threadsafe(job, FenceRejected("this node no longer holds the instance's lease")
+            resolve_threadsafe(job, FenceRejected("this node no longer holds the instance's lease")
                                 if job.fenced_out else None)
-
-
-def _resolve_threadsafe(job: Job, error: BaseException | None) -> None:
-    loop = job.future.get_loop()
-    if not loop.is_closed():
-        loop.call_soon_threadsafe(_resolve, job.future, job.inserted, error)
-
-
-def _resolve(future: asyncio.Future[bool], inserted: bool, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(inserted)
-    else:
-        future.set_exception(error)

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine as SqlEngine
 
 from leadmaster.session_manager import writer_pg
 from leadmaster.session_manager.writer_tx import execute
-from leadmaster.session_manager.writes import Checked, FenceRejected, Job
+from leadmaster.session_manager.writes import Checked, FenceRejected, Job, resolve, resolve_threadsafe
 
 logger = logging.getLogger("leadmaster.session_manager.store")
 
@@ -135,16 +135,13 @@ class LoopLane:
             self._loop.call_soon_threadsafe(timer.cancel)
         if pending:
             try:
-                with self.engine.connect() as conn, conn.begin():
-                    execute(conn, pending)
+                self._transaction(pending)
                 error = None
             except Exception as exc:
                 logger.exception("store write failed")
                 error = exc
             for job in pending:
-                loop = job.future.get_loop()
-                if not loop.is_closed():
-                    loop.call_soon_threadsafe(resolve, job, error)
+                resolve_threadsafe(job, error)
         self._abandon()
 
     def _abandon(self) -> None:
@@ -202,12 +199,3 @@ class LoopLane:
         for job in batch:
             resolve(job, FenceRejected("this node no longer holds the instance's lease") if job.fenced_out else None)
 
-
-def resolve(job: Job, error: BaseException | None) -> None:
-    future = job.future
-    if future.done() or future.get_loop().is_closed():
-        return
-    if error is None:
-        future.set_result(job.inserted)
-    else:
-        future.set_exception(error)

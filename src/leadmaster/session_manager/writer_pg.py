@@ -63,21 +63,8 @@ def plan(batch: list[Job], relaxed: bool) -> Plan | None:
     return _fused_plan([job for job in batch if not job.lazy])
 
 
-def run(raw: Any, plan: Plan) -> None:
-    """Execute `plan` on the psycopg connection `raw` (idle, outside any transaction), noting each outcome."""
-    raw.autocommit = True
-    try:
-        with raw.cursor() as cursor:
-            for sql, params in plan.runs:
-                cursor.execute(sql, params)
-            answer = cursor.fetchone() if plan.shape is not None else None
-    finally:
-        raw.autocommit = False
-    note(plan, answer)
-
-
 async def run_async(conn: psycopg.AsyncConnection[Any], plan: Plan) -> None:
-    """`run` on an asyncio connection in autocommit (writer_loop.py)."""
+    """Execute `plan` on an asyncio connection in autocommit (writer_loop.py), noting each outcome."""
     async with conn.cursor() as cursor:
         for sql, params in plan.runs:
             await cursor.execute(sql, params)

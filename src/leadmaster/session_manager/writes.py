@@ -83,6 +83,24 @@ class Job:
     fenced_out: bool = False
 
 
+def resolve(job: Job, error: BaseException | None) -> None:
+    """Answer the caller of `job` (on its loop's thread): what it inserted, or `error`."""
+    future = job.future
+    if future.done() or future.get_loop().is_closed():
+        return
+    if error is None:
+        future.set_result(job.inserted)
+    else:
+        future.set_exception(error)
+
+
+def resolve_threadsafe(job: Job, error: BaseException | None) -> None:
+    """`resolve` from any thread."""
+    loop = job.future.get_loop()
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(resolve, job, error)
+
+
 def runs(writes: Iterable[Write]) -> list[tuple[Any, list[dict[str, Any]]]]:
     """Consecutive writes of the same statement object as one run (statement, parameter sets): the writer
     writes each run as one statement where it can, the point of batching."""
