@@ -22,6 +22,7 @@ SSL_OF_THIS_BACKEND = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
     ("postgresql://u@[::1]/db", "postgresql://u@[::1]/db?sslmode=disable"),
     ("postgresql://u@localhost/db?sslmode=require", "postgresql://u@localhost/db?sslmode=require"),
     ("postgresql://u@db.example.com/db", "postgresql://u@db.example.com/db"),  # another host: as given
+    ("sqlite:///data/x.sqlite3", "sqlite:///data/x.sqlite3"),  # not PostgreSQL: as given
 ])
 def test_only_a_loopback_url_without_sslmode_gets_sslmode_disable(url: str, expected: str) -> None:
     assert plain_on_loopback(url) == expected

@@ -142,7 +142,7 @@ def sqlalchemy_url(store_url: str | None, data_dir: Path) -> str:
         if store_url.startswith(prefix):
             store_url = "postgresql+psycopg://" + store_url[len(prefix) :]
     # The worker's connections do the same (engines/whatsmeow/credentials.py, engine-worker/store.go).
-    return plain_on_loopback(store_url) if store_url.startswith("postgresql") else store_url
+    return plain_on_loopback(store_url)
 
 
 class Guard(Protocol):
