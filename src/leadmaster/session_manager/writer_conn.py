@@ -55,8 +55,6 @@ class LaneConnection(psycopg.AsyncConnection[Any]):
                     return await wait_async(_resumed(state, gen), self.pgconn.socket, interval)
                 self._waiter = waiter = loop.create_future()
                 self._idle_wakeups = 0
-                if self._watched is not None and self._watched[0] is not loop:
-                    self._unwatch()  # used from another loop than the one it registered with (lanes never are)
                 if self._watched is None:
                     fd = self.pgconn.socket
                     loop.add_reader(fd, self._readable)
