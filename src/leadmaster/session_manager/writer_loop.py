@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
-import psycopg
 from sqlalchemy.engine import Engine as SqlEngine
 
 from leadmaster.session_manager import writer_pg
+from leadmaster.session_manager.writer_conn import LaneConnection
 from leadmaster.session_manager.writer_tx import execute
 from leadmaster.session_manager.writes import Checked, FenceRejected, Job, resolve, resolve_threadsafe
 
@@ -48,7 +47,7 @@ class LoopLane:
         self._kick: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._conn: LaneConnection | None = None
         self._closing = False
 
     def put(self, job: Job) -> None:
@@ -149,12 +148,12 @@ class LoopLane:
         if task is not None and not task.done() and not task.get_loop().is_closed():
             task.get_loop().call_soon_threadsafe(task.cancel)
         if self._conn is not None:
-            self._conn.pgconn.finish()  # the socket, at once: the coroutine's close needs the lane's loop
+            self._conn.abandon()  # the coroutine's close needs the lane's loop
             self._conn = None
 
-    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+    async def _connection(self) -> LaneConnection:
         if self._conn is None or self._conn.closed:
-            conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+            conn = await LaneConnection.connect(self.conninfo, autocommit=True)
             # For the connection's life, not per batch. Every lane statement finds its rows by key, a batch's
             # as a join with its JSON rows; without statistics (a table younger than autovacuum's first
             # ANALYZE, or grown since) the planner hashes that join over a full scan of the table, a cost that
