@@ -230,8 +230,8 @@ def test_a_connection_the_server_ended_leaves_nothing_registered(cluster_db: str
 
 
 def test_a_statement_waiting_when_the_connection_is_reset_fails_and_never_hangs(cluster_db: str, run: Any) -> None:
-    # On uvloop a socket error (POLLERR) makes libuv stop the poll and uvloop close it without calling the
-    # reader: a wait resting on the registration alone was never woken again (writer_conn.py, third rule).
+    # On uvloop a socket error (POLLERR) makes libuv stop polling after one call of the reader: a wait resting
+    # on the registration alone was never woken again (writer_conn.py, third rule).
     proxy = ResettingProxy(cluster_db)
 
     async def main() -> None:
@@ -241,7 +241,7 @@ def test_a_statement_waiting_when_the_connection_is_reset_fails_and_never_hangs(
         statement = asyncio.ensure_future(conn.execute("SELECT pg_sleep(3)"))
         await asyncio.sleep(0.2)
         # The reset from the loop's own thread, and time for it to land: the loop's next poll then finds the
-        # bytes and the error together, the case where uvloop's poll stops for good after one call.
+        # bytes and the error together; libpq reads the bytes and waits for the rest.
         proxy.reset()
         time.sleep(0.05)
         with pytest.raises(psycopg.OperationalError):

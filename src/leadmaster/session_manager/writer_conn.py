@@ -12,12 +12,13 @@ Three rules keep the one registration safe:
   would call it again at every turn; the next wait registers it again and libpq reads what came;
 * the socket is unregistered on the loop's thread before libpq closes it, or a new socket given the same
   descriptor would find the old registration (`close`, `abandon`);
-* a wait is never left to the registration alone. On uvloop a socket error (the server reset the connection:
-  POLLERR) makes libuv stop the poll and uvloop close it *without calling the reader*, and nothing wakes that
-  descriptor again until its registration is removed and made anew. So, as psycopg's own wait does, a wait
-  wakes by itself after `WAIT_INTERVAL`; then it registers afresh and lets libpq read: a broken connection
-  fails at once instead of hanging (tests/cluster/test_writer_conn.py, the server-ended connection, used to
-  hang about one run in three).
+* a wait is never left to the registration alone. On uvloop, when the socket reports an error (POLLERR: the
+  connection was reset, perhaps with bytes still unread), libuv stops polling it: the reader is called that
+  once and never again until the registration is removed and made anew (strace: the event, then an
+  `epoll_ctl` DEL). libpq may read the bytes and wait for the rest, and that wait was never woken. So, as
+  psycopg's own wait does, a wait wakes by itself after `WAIT_INTERVAL`, registers afresh and lets libpq
+  read, which surfaces the error (tests/cluster/test_writer_conn.py, the reset connection; a connection the
+  server ended hung so about one run in three).
 """
 
 from __future__ import annotations
