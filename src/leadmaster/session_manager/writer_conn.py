@@ -74,8 +74,9 @@ class LaneConnection(psycopg.AsyncConnection[Any]):
                     timer.cancel()
                     self._waiter = None
                 if not woken:
-                    # A long statement, or a registration uvloop closed on a socket error (module docstring):
-                    # registered afresh at the next wait, and libpq reads now, which surfaces any such error.
+                    # A long statement, or a descriptor libuv stopped polling after a socket error (module
+                    # docstring): registered afresh at the next wait, and libpq reads now, which surfaces the error
+                    # (reading with nothing there is harmless: libpq asks to wait again).
                     self._unwatch()
                 state = gen.send(READY_R)
         except StopIteration as done:
