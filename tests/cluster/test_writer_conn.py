@@ -89,8 +89,8 @@ async def second(db: str, fd: int) -> Any:
 class ResettingProxy:
     """A TCP proxy to PostgreSQL that can reset its client connections (RST) halfway through a message, as a
     dropped NAT entry or a lost server host can: the client's socket then reports an error (POLLERR) beside
-    the bytes that came, not an end of stream. One thread,
-    non-blocking sockets, so that a reset is one `close` with SO_LINGER 0 and nothing is blocked in a `recv`."""
+    the bytes that came, not an end of stream. One thread and non-blocking sockets, so that a reset is one
+    `close` with SO_LINGER 0 and nothing is blocked in a `recv`."""
 
     def __init__(self, dsn: str) -> None:
         info = psycopg.conninfo.conninfo_to_dict(dsn)
@@ -119,11 +119,12 @@ class ResettingProxy:
         self.thread.join(5)
         for sock in [self.listener, *self.peers]:
             sock.close()
+        self.sel.close()
 
     def _run(self) -> None:
         while not self.stopping:
             if self.reset_requested.is_set():
-                for client in self.clients:
+                for client in [c for c in self.clients if c in self.peers]:  # those still connected
                     # The first bytes of a message, then the reset: the client's poll reports readable and
                     # an error at once, libpq reads the bytes and waits for the rest, which never comes.
                     client.send(b"N\0\0")
