@@ -1,6 +1,6 @@
 """The writer lanes' many-row statements find their rows by key even where the planner has no statistics.
 
-A batch of receipts (or of finished idempotency answers) is one UPDATE joined to its rows as JSON
+A batch of receipts (or of finished idempotency ANSWERS) is one UPDATE joined to its rows as JSON
 (writer_pg.py). On a table autovacuum has not analyzed yet — every fresh deployment's first minute, every
 benchmark — the planner hashed that join over a full scan of the table: a cost per batch that grows with the
 table (2 ms for 60 receipts at 13,000 messages). The lanes' connections turn seq scans off (writer_loop.py).
@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from leadmaster.contract.status import MessageStatus
@@ -20,6 +22,10 @@ from leadmaster.session_manager.store import Store, sqlalchemy_url
 from leadmaster.session_manager.writer_loop import LoopLane
 
 ROWS = 13_000  # where the hash join showed up in the benchmarks (it stays with more rows until an ANALYZE)
+# A receipt batch (60 DELIVERED or READ) and a batch of finished answers (117), as the lanes write them.
+RECEIPTS = json.dumps([{"i": f"i{n % 16}", "m": f"m{n}", "at_": n, "u": ROWS + n} for n in range(1, 61)])
+ANSWERS = json.dumps([{"i": f"i{n % 16}", "k": f"k{n}", "status": 200, "response": "{}", "state": "done"}
+                      for n in range(1, 118)])
 
 
 @pytest.fixture
@@ -40,35 +46,36 @@ async def store(cluster_db: str) -> AsyncIterator[Store]:
     await store.aclose()
 
 
-async def _plan(lane: object, sql: str, rows: str) -> str:
-    """EXPLAIN `sql` on the lane's own connection (its settings are the point)."""
+async def _connection(lane: object) -> psycopg.AsyncConnection[Any]:
+    """The lane's own connection: its settings are the point."""
     assert isinstance(lane, LoopLane)
-    conn = await lane._connection()
-    return "\n".join(str(r[0]) for r in await (await conn.execute(f"EXPLAIN {sql}", {"rows": rows})).fetchall())
+    return await lane._connection()
+
+
+async def _plan(lane: object, sql: str, rows: str) -> str:
+    """EXPLAIN `sql` on the lane's connection."""
+    cursor = await (await _connection(lane)).execute(f"EXPLAIN {sql}", {"rows": rows})
+    return "\n".join(str(r[0]) for r in await cursor.fetchall())
 
 
 async def _run(lane: object, sql: str, rows: str) -> None:
-    assert isinstance(lane, LoopLane)
-    await (await lane._connection()).execute(sql, {"rows": rows})
+    await (await _connection(lane)).execute(sql, {"rows": rows})
 
 
 @pytest.mark.parametrize("status", [MessageStatus.DELIVERED, MessageStatus.READ])
 async def test_a_receipt_batch_updates_its_messages_through_the_key(store: Store, status: MessageStatus) -> None:
     log = MessageLog(store)
-    receipts = json.dumps([{"i": f"i{n % 16}", "m": f"m{n}", "at_": n, "u": ROWS + n} for n in range(1, 61)])
     sql = log._updates[status].many
     assert sql is not None
-    plan = await _plan(store.writer.status, sql, receipts)
+    plan = await _plan(store.writer.status, sql, RECEIPTS)
     assert "Index Scan using sm_messages_pkey" in plan, plan
     assert "Seq Scan on sm_messages" not in plan, plan
 
 
 async def test_a_batch_of_finished_answers_updates_its_records_through_the_key(store: Store) -> None:
-    answers = json.dumps([{"i": f"i{n % 16}", "k": f"k{n}", "status": 200, "response": "{}", "state": "done"}
-                          for n in range(1, 118)])
     sql = store._finish.many
     assert sql is not None
-    plan = await _plan(store.writer.relaxed, sql, answers)
+    plan = await _plan(store.writer.relaxed, sql, ANSWERS)
     assert "Index Scan using sm_idempotency_pkey" in plan, plan
     assert "Seq Scan on sm_idempotency" not in plan, plan
 
@@ -76,13 +83,10 @@ async def test_a_batch_of_finished_answers_updates_its_records_through_the_key(s
 async def test_the_batches_write_what_they_say(store: Store) -> None:
     """The plan changed, not the outcome: the receipts and answers land on their rows and only there."""
     log = MessageLog(store)
-    receipts = json.dumps([{"i": f"i{n % 16}", "m": f"m{n}", "at_": n, "u": ROWS + n} for n in range(1, 61)])
-    answers = json.dumps([{"i": f"i{n % 16}", "k": f"k{n}", "status": 200, "response": "{}", "state": "done"}
-                          for n in range(1, 118)])
     delivered, finish = log._updates[MessageStatus.DELIVERED].many, store._finish.many
     assert delivered is not None and finish is not None
-    await _run(store.writer.status, delivered, receipts)
-    await _run(store.writer.relaxed, finish, answers)
+    await _run(store.writer.status, delivered, RECEIPTS)
+    await _run(store.writer.relaxed, finish, ANSWERS)
     with store.engine.connect() as conn:
         count = "SELECT {0}, count(*) FROM {1} GROUP BY {0}"
         by_status: dict[str, int] = dict(conn.exec_driver_sql(count.format("status", "sm_messages")).all())

@@ -30,7 +30,7 @@ from typing import Any
 import psycopg
 from psycopg.waiting import READY_R, WAIT_R, Ready, Wait, wait_async
 
-WAIT_INTERVAL = 0.1  # psycopg's own (connection_async._WAIT_INTERVAL), for the waits handed back to it
+WAIT_INTERVAL = 0.1  # psycopg's own (connection_async._WAIT_INTERVAL): a lane's wait wakes by itself after it
 
 
 class LaneConnection(psycopg.AsyncConnection[Any]):
