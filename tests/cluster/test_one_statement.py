@@ -115,7 +115,7 @@ async def test_a_lone_fenced_insert_has_its_own_form_with_the_same_outcomes(stor
         for job in cases.values():
             plan = writer_pg.plan([job], relaxed=False)
             assert plan is not None and plan.lone
-            await writer_pg.run_async(raw, plan)
+            await writer_pg.run_async(raw.cursor(), plan)
     finally:
         await raw.close()
     outcomes = {name: (job.fenced_out, job.inserted) for name, job in cases.items()}

@@ -40,6 +40,15 @@ class LaneConnection(psycopg.AsyncConnection[Any]):
     _watched: tuple[asyncio.AbstractEventLoop, int] | None = None
     _waiter: asyncio.Future[bool] | None = None  # True: the socket is readable; False: the wait timed out
     _idle_wakeups = 0  # wake-ups in a row while no statement waited
+    _cursor: psycopg.AsyncCursor[Any] | None = None
+
+    @property
+    def statements(self) -> psycopg.AsyncCursor[Any]:
+        """The one cursor the lane runs its statements on: making and closing a cursor per batch cost 7 µs of
+        each statement's 80 µs (a bare loop on this connection class), and the send path runs three."""
+        if self._cursor is None:
+            self._cursor = self.cursor()
+        return self._cursor
 
     async def wait(
         self,

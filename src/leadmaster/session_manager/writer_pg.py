@@ -63,12 +63,11 @@ def plan(batch: list[Job], relaxed: bool) -> Plan | None:
     return _fused_plan([job for job in batch if not job.lazy])
 
 
-async def run_async(conn: psycopg.AsyncConnection[Any], plan: Plan) -> None:
-    """Execute `plan` on an asyncio connection in autocommit (writer_loop.py), noting each outcome."""
-    async with conn.cursor() as cursor:
-        for sql, params in plan.runs:
-            await cursor.execute(sql, params)
-        answer = await cursor.fetchone() if plan.shape is not None else None
+async def run_async(cursor: psycopg.AsyncCursor[Any], plan: Plan) -> None:
+    """Execute `plan` with a cursor of an asyncio connection in autocommit (writer_loop.py), noting each outcome."""
+    for sql, params in plan.runs:
+        await cursor.execute(sql, params)
+    answer = await cursor.fetchone() if plan.shape is not None else None
     note(plan, answer)
 
 
