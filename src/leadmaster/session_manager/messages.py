@@ -140,8 +140,8 @@ _PG_UPDATE_FROM = (
 )
 
 
-def _rows(one: str, many: str | None, postgres: bool) -> Rows:
-    return Rows(driver_sql(one, postgres), many if postgres else None)
+def _rows(one: str, many: str | None, postgres: bool, joined: bool = False) -> Rows:
+    return Rows(driver_sql(one, postgres), many if postgres else None, joined)
 
 
 _SELECT_SQL = 'SELECT message_id, "to", status, sent_at, delivered_at, read_at, updated_at FROM sm_messages '
@@ -161,7 +161,7 @@ class MessageLog:
         self._insert = _rows(_INSERT_SQL, _PG_MANY["insert"], pg)
         self._updates: dict[MessageStatus, Rows] = {
             s: _rows(sql, "UPDATE sm_messages AS t SET $set".replace("$set", _PG_MANY[s]).replace(
-                "{where}", _PG_UPDATE_FROM), pg)
+                "{where}", _PG_UPDATE_FROM), pg, joined=True)
             for s, sql in _UPDATE_SQL.items()
         }
         # Reads too: a third of SQLAlchemy's Core select for the status route's one-row lookup.

@@ -201,7 +201,7 @@ class Store:
                   "push_name": paired.excluded.push_name},
         )
         pg = self.engine.dialect.name == "postgresql"
-        self._finish = Rows(driver_sql(_FINISH_IDEMPOTENCY, pg), _FINISH_MANY_PG if pg else None)
+        self._finish = Rows(driver_sql(_FINISH_IDEMPOTENCY, pg), _FINISH_MANY_PG if pg else None, joined=True)
         # Set by the cluster (PostgreSQL only): send-path inserts then require this node's lease.
         self.guard: Guard | None = None
 

@@ -67,6 +67,9 @@ class Rows:
 
     one: str
     many: str | None = None
+    # The `many` form joins its rows to the table (UPDATE … FROM): planned for each batch, never prepared
+    # (writer_pg.py says why).
+    joined: bool = False
 
 
 Write = tuple[Any, dict[str, Any]]  # (statement, driver SQL string, Returning or Checked; parameters)
