@@ -10,13 +10,13 @@ a record was already there.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine as SqlEngine
@@ -268,7 +268,7 @@ class Store:
         if not rows:
             return None
         row = rows[0]
-        return IdempotencyRecord(row.body_hash, row.status, json.loads(row.response), row.state == "pending",
+        return IdempotencyRecord(row.body_hash, row.status, orjson.loads(row.response), row.state == "pending",
                                  row.created_at)
 
     async def begin_idempotency(self, instance_id: str, key: str, body_hash: str, created_at: float,
@@ -288,7 +288,8 @@ class Store:
     def finish_idempotency(self, instance_id: str, key: str, status: int, response: dict[str, Any],
                            lazy: bool = False) -> asyncio.Future[bool]:
         """The send went out: replace the pending mark with the answer to replay (lazy: see writer.py)."""
-        values = {"i": instance_id, "k": key, "status": status, "response": json.dumps(response), "state": "done"}
+        values = {"i": instance_id, "k": key, "status": status, "response": orjson.dumps(response).decode(),
+                  "state": "done"}
         return self.writer.submit((self._finish, values), lazy=lazy)
 
     async def drop_idempotency(self, instance_id: str, key: str) -> None:
