@@ -18,5 +18,6 @@ def default_instance_id(cliente_id: int) -> str:
 
 
 def is_valid_idempotency_key(value: str) -> bool:
-    # Printable ASCII only: the key travels in an HTTP header and into logs/DB keys.
-    return 0 < len(value) <= IDEMPOTENCY_KEY_MAX and all(32 < ord(c) < 127 for c in value)
+    # Printable ASCII but space (33-126) only: the key travels in an HTTP header and into logs/DB keys. String
+    # methods rather than a generator over the characters: this runs on every keyed send.
+    return 0 < len(value) <= IDEMPOTENCY_KEY_MAX and value.isascii() and value.isprintable() and " " not in value
