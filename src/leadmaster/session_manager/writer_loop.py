@@ -180,7 +180,7 @@ class LoopLane:
             if plan is None:
                 await asyncio.to_thread(self._transaction, batch)
             else:
-                await writer_pg.run_async((await self._connection()).statements, plan)
+                await writer_pg.run_async((await self._connection()).lane_cursor, plan)
         except Exception:
             if plan is not None and self._conn is not None:
                 conn, self._conn = self._conn, None
