@@ -45,25 +45,30 @@ class Shape:
 @dataclass(slots=True)
 class Plan:
     jobs: list[Job]  # the jobs it commits: the batch, or its eager jobs
-    runs: list[tuple[str, dict[str, Any]]]  # statements in order, each with its parameters
+    # Statements in order, each with its parameters and whether it runs unprepared (`_unprepared`).
+    runs: list[tuple[str, dict[str, Any], bool]]
     shape: Shape | None = None  # set when `runs` is one fused insert whose answer says each job's outcome
     lone: bool = False  # the fused insert's one-job form: its answer is (fence passed, row inserted)
 
 
 _fused: dict[tuple[Shape, bool], str] = {}
-# The `Rows.many` statements that join a batch's JSON rows to a table (`Rows.joined`): planned for each batch,
-# never prepared. psycopg prepares a statement run often, and PostgreSQL then keeps one generic plan for it until
-# the table is next analyzed. Chosen while the table was small and had no statistics (a fresh deployment's first
-# minutes, every benchmark), that plan read the table through a whole index and filtered: receipt batches went
-# from 1.4 to 7.7 ms within 40,000 messages (auto_explain) while the planner, asked afresh, finds the rows by
-# key. Planning costs a fraction of a millisecond, once per batch of many rows.
-_replanned: set[str] = set()
+
+
+def _unprepared(stmt: str | Rows, sql: str) -> bool:
+    """Whether `sql`, written for `stmt`, runs unprepared: the `many` form of a `Rows.joined`, planned for each
+    batch. psycopg prepares a statement run often, and PostgreSQL then keeps one generic plan for it until the
+    table is next analyzed. Chosen while the table was small and had no statistics (a fresh deployment's first
+    minutes, every benchmark), that plan read the table through a whole index and filtered: receipt batches went
+    from 1.4 to 7.7 ms within 40,000 messages (auto_explain) while the planner, asked afresh, finds the rows by
+    key. Planning costs a fraction of a millisecond, once per batch of many rows."""
+    return isinstance(stmt, Rows) and stmt.joined and sql == stmt.many
 
 
 def plan(batch: list[Job], relaxed: bool) -> Plan | None:
     """How to commit `batch` (or its eager jobs) in autocommit, or None when it needs a transaction."""
     if all(isinstance(stmt, str | Rows) for job in batch for stmt, _ in job.writes):
-        sql = [one for stmt, rows in runs(w for job in batch for w in job.writes) for one in statements(stmt, rows)]
+        sql = [(one, params, _unprepared(stmt, one)) for stmt, rows in runs(w for job in batch for w in job.writes)
+               for one, params in statements(stmt, rows)]
         if relaxed or len(sql) == 1:
             return Plan(batch, sql)
         return None
@@ -72,8 +77,8 @@ def plan(batch: list[Job], relaxed: bool) -> Plan | None:
 
 async def run_async(cursor: psycopg.AsyncCursor[Any], plan: Plan) -> None:
     """Execute `plan` with a cursor of an asyncio connection in autocommit (writer_loop.py), noting each outcome."""
-    for sql, params in plan.runs:
-        await cursor.execute(sql, params, prepare=False if sql in _replanned else None)
+    for sql, params, unprepared in plan.runs:
+        await cursor.execute(sql, params, prepare=False if unprepared else None)
     answer = await cursor.fetchone() if plan.shape is not None else None
     note(plan, answer)
 
@@ -101,8 +106,6 @@ def statements(stmt: str | Rows, rows: list[dict[str, Any]]) -> list[tuple[str, 
     per row (never an executemany: writes.Rows)."""
     if isinstance(stmt, Rows):
         if stmt.many is not None and len(rows) > 1:
-            if stmt.joined:
-                _replanned.add(stmt.many)
             return [(stmt.many, {"rows": _json(rows)})]
         return [(stmt.one, row) for row in rows]
     return [(stmt, row) for row in rows]
@@ -135,7 +138,7 @@ def _fused_plan(eager: list[Job]) -> Plan | None:
         if check is not None:
             fence = first[0][1]
             params.update(fence_t=fence["fence_t"], fence_n=fence["fence_n"], fence_ids=[fence["fence_i"]])
-        return Plan(eager, [(sql, params)], shape, lone=True)
+        return Plan(eager, [(sql, params, False)], shape, lone=True)
     if check is None:
         params = {"rows": _json([job.writes[-1][1] for job in eager])}
     else:
@@ -144,7 +147,7 @@ def _fused_plan(eager: list[Job]) -> Plan | None:
                 for job, f in zip(eager, fences, strict=True)]
         params = {"rows": _json(rows), "fence_n": fences[0]["fence_n"],
                   "fence_ids": sorted({f["fence_i"] for f in fences})}
-    return Plan(eager, [(sql, params)], shape)
+    return Plan(eager, [(sql, params, False)], shape)
 
 
 def _json(rows: list[dict[str, Any]]) -> str:
